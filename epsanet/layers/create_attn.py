@@ -1,0 +1,40 @@
+"""Attention modules by name, as timm's ``create_attn``: ``create_attention('se', 256)``."""
+from typing import Callable, Dict, List
+
+from torch import nn
+
+from .eca import ECAModule
+from .psa import PSAModule
+from .se import SEModule
+
+__all__ = ["create_attention", "list_attention", "get_attention"]
+
+_ATTENTION: Dict[str, Callable[..., nn.Module]] = {
+    "psa": PSAModule,
+    "se": SEModule,
+    "eca": ECAModule,
+}
+
+
+def list_attention() -> List[str]:
+    """Names accepted by :func:`create_attention`."""
+    return sorted(_ATTENTION)
+
+
+def get_attention(name: str) -> Callable[..., nn.Module]:
+    """The module class registered as ``name``."""
+    try:
+        return _ATTENTION[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown attention module {name!r}: choose one of {', '.join(list_attention())}"
+        ) from None
+
+
+def create_attention(name: str, channels: int, **kwargs) -> nn.Module:
+    """Build the attention module ``name`` for ``channels`` input channels.
+
+    Keyword arguments go to the module (e.g. ``reduction`` for SE, ``kernel_size`` for ECA,
+    ``groups`` for PSA).
+    """
+    return get_attention(name)(channels, **kwargs)
