@@ -1,0 +1,100 @@
+"""Loading checkpoints: the official training scripts' ``.pth.tar``, plain state dicts, safetensors."""
+import os
+from pathlib import Path
+from typing import Dict, List, Mapping, Tuple, Union
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+__all__ = ["CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict"]
+
+StateDict = Dict[str, torch.Tensor]
+# Wrappers whose prefixes a saved state_dict may carry: DataParallel / DDP, torch.compile.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Where training scripts nest the weights inside a checkpoint dict, most specific first.
+_STATE_DICT_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
+_SHOW = 5
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit a model: missing or unexpected keys, or shapes that differ."""
+
+
+def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]]) -> StateDict:
+    """The state_dict in ``source``: a ``.safetensors`` file, a ``torch.save`` file (read with
+    ``weights_only=True``), or a mapping; nested under ``state_dict``/``model`` (as the official
+    training scripts save it) or not, with ``module.`` / ``_orig_mod.`` prefixes removed."""
+    if isinstance(source, Mapping):
+        obj = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist: check the path")
+        try:
+            obj = load_file(path) if path.suffix == ".safetensors" else torch.load(
+                path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"cannot read checkpoint {path} ({reason}): the file is truncated, corrupt or not a "
+                "PyTorch/safetensors checkpoint; download or save it again"
+            ) from None
+    for key in _STATE_DICT_KEYS:
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    state = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"checkpoint entry {key!r} is a {type(value).__name__}, not a tensor: not a state_dict")
+        for prefix in _WRAPPER_PREFIXES:
+            key = key[len(prefix):] if key.startswith(prefix) else key
+        state[key] = value
+    return state
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Raise :class:`CheckpointMismatchError` naming the first missing and unexpected keys and
+    the shape conflicts, unless ``state`` has exactly the model's keys and shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    conflicts = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items() if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or conflicts:
+        parts = [_summary(name, items) for name, items in
+                 (("missing", missing), ("unexpected", unexpected), ("shape conflicts", conflicts)) if items]
+        raise CheckpointMismatchError(
+            f"checkpoint does not fit {type(model).__name__} ({'; '.join(parts)}): check that the "
+            "model name matches the checkpoint, or convert it with `epsanet convert`"
+        )
+
+
+def _summary(name: str, items: List[str]) -> str:
+    more = f", ... {len(items) - _SHOW} more" if len(items) > _SHOW else ""
+    return f"{len(items)} {name}: {', '.join(items[:_SHOW])}{more}"
+
+
+def load_checkpoint(
+    model: nn.Module,
+    source: Union[str, os.PathLike, Mapping[str, torch.Tensor]],
+    strict: bool = True,
+) -> Tuple[List[str], List[str]]:
+    """Load ``source`` into ``model``: an official ``.pth.tar`` (``{'state_dict': {'module.…'}}``),
+    a plain state_dict, a safetensors file, or a mapping.
+
+    With ``strict`` (the default) a checkpoint that does not fit raises
+    :class:`CheckpointMismatchError` listing the first missing/unexpected keys and shape
+    conflicts; otherwise the matching tensors are loaded. Returns (missing, unexpected) keys.
+    """
+    state = read_state_dict(source)
+    if strict:
+        check_state_dict(model, state)
+    else:
+        expected = model.state_dict()
+        state = {k: v for k, v in state.items() if k not in expected or expected[k].shape == v.shape}
+    result = model.load_state_dict(state, strict=strict)
+    return list(result.missing_keys), list(result.unexpected_keys)
