@@ -1,0 +1,19 @@
+"""epsanet: EPSANet and its attention-ResNet peers, official-compatible, for PyTorch, timm and torch.hub.
+
+``import epsanet`` registers every model with timm, so ``timm.create_model("epsanet50_small")``
+works; the same models are built torchvision-style by ``epsanet.epsanet50_small(weights=None)``.
+"""
+__version__ = "0.1.0"
+
+from .catalogue import list_pretrained
+from .checkpoint import CheckpointMismatchError, load_checkpoint
+from .hub import from_pretrained, save_pretrained
+from .layers import create_attention, list_attention
+from .models import *  # noqa: F401,F403
+from .models import __all__ as _models_all
+from .stats import count_macs, count_params
+
+__all__ = [
+    "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
+    "save_pretrained", "create_attention", "list_attention", "count_macs", "count_params", *_models_all,
+]

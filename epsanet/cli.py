@@ -1,0 +1,45 @@
+"""The ``epsanet`` command: ``epsanet <command> --help`` describes each command.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args)``;
+errors a user can fix are printed as one line (``epsanet: error: ...``), never a traceback.
+"""
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# command name -> (module, one-line help)
+COMMANDS = {
+    "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+}
+
+# Exceptions that carry a message meant for the user.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(args.module).run(args) or 0
+    except USER_ERRORS as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"epsanet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"epsanet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``epsanet`` command line (see :mod:`epsanet.cli`)."""

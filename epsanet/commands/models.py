@@ -1,0 +1,39 @@
+"""``epsanet models``: the zoo's models with their size and cost, measured by the code."""
+import argparse
+import json
+
+from ..catalogue import model_info, weights_entries
+from ..models import create_model, list_models
+from ..stats import count_macs, count_params
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pattern", nargs="?", default="*", help="shell-style name filter (default: all)")
+    parser.add_argument("--img-size", type=int, default=224, help="input size for GMACs (default: 224)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no model matches {args.pattern!r}: see `epsanet models`")
+    rows = []
+    for name in names:
+        model = create_model(name, device="meta")  # shapes only: counting needs no real weights
+        info = model_info(name)
+        rows.append({
+            "model": name,
+            "params": count_params(model),
+            "gmacs": round(count_macs(model, (3, args.img_size, args.img_size)) / 1e9, 2),
+            "paper_top1": info.get("paper_top1"),
+            "weights": [e.name for e in weights_entries(name)],
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"| model | params | GMACs @{args.img_size} | paper top-1 | pretrained weights |")
+    print("|---|---:|---:|---:|---|")
+    for r in rows:
+        top1 = f"{r['paper_top1']:.2f}" if r["paper_top1"] is not None else "-"
+        print(f"| {r['model']} | {r['params']:,} | {r['gmacs']:.2f} | {top1} | {', '.join(r['weights']) or 'none yet'} |")
+    return 0

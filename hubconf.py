@@ -1,0 +1,22 @@
+"""torch.hub entrypoints, one per zoo model.
+
+    model = torch.hub.load("<owner>/epsanet", "epsanet50_small")             # from GitHub
+    model = torch.hub.load("path/to/epsanet", "epsanet50", source="local")   # from a clone
+    model = torch.hub.load(..., "se_resnet50", weights="IMAGENET1K_A1")      # pretrained
+
+Keyword arguments go to the builder (``weights``, ``num_classes``, ``drop_path_rate``, ...).
+"""
+dependencies = ["torch", "torchvision", "timm", "safetensors", "huggingface_hub"]
+
+from epsanet.models import (  # noqa: E402,F401
+    eca_resnet50,
+    eca_resnet101,
+    epsanet50,
+    epsanet50_large,
+    epsanet50_small,
+    epsanet101,
+    epsanet101_large,
+    epsanet101_small,
+    se_resnet50,
+    se_resnet101,
+)
