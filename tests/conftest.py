@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 import timm
+import torch
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL = DATA / "official_epsanet"
 CACHE = Path(os.environ.get("EPSANET_TEST_CACHE", Path.home() / ".cache" / "epsanet-tests"))
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same random state."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -88,8 +88,8 @@ def test_eca_rejects_even_kernels():
 
 @pytest.mark.parametrize("name", ["psa", "se", "eca"])
 def test_every_registered_attention_keeps_shape_and_trains(name):
-    module = create_attention(name, 64)
-    x = torch.randn(2, 64, 9, 7, requires_grad=True)
+    module = create_attention(name, 256)
+    x = torch.randn(2, 256, 9, 7, requires_grad=True)
     out = module(x)
     assert out.shape == x.shape
     out.square().mean().backward()
