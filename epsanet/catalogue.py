@@ -5,6 +5,7 @@ timm's ``default_cfgs`` (:func:`timm_default_cfgs`), the torchvision-style weigh
 """
 import fnmatch
 import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -19,17 +20,27 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-__all__ = ["WeightsEntry", "model_info", "weights_entries", "list_pretrained", "timm_default_cfgs", "weights_enum"]
+__all__ = [
+    "WeightsEntry", "model_info", "architecture_cfg", "canonical_model", "weights_entries", "find_weights", "list_pretrained",
+    "timm_default_cfgs", "weights_enum",
+]
 
 # PretrainedCfg fields whose TOML lists become tuples, as timm writes them.
 _TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size", "mean", "std")
 # Catalogue fields that are not timm PretrainedCfg fields.
-_CATALOGUE_FIELDS = ("model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256")
+_CATALOGUE_FIELDS = (
+    "model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256", "citation", "metrics_source",
+    "fetch_url", "fetch_file", "alias_of",
+)
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One checkpoint of the catalogue: ``name`` is ``model.tag``."""
+    """One checkpoint of the catalogue: ``name`` is ``model.tag``.
+
+    ``cfg`` is its timm pretrained cfg. Weights on the Hub have ``cfg['hf_hub_id']``; weights that
+    can only be fetched by hand have ``fetch_url`` (and ``fetch_file``, the file's name there).
+    """
 
     model: str
     tag: str
@@ -37,6 +48,10 @@ class WeightsEntry:
     top1: Optional[float] = None
     top5: Optional[float] = None
     sha256: Optional[str] = None
+    fetch_url: Optional[str] = None
+    fetch_file: Optional[str] = None
+    citation: Optional[str] = None
+    metrics_source: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,11 +59,29 @@ class WeightsEntry:
         return f"{self.model}.{self.tag}"
 
     @property
+    def by_hand(self) -> bool:
+        """True when no program can download the file: a person fetches it from ``fetch_url``."""
+        return self.fetch_url is not None
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from: ``hf-hub:org/name[@rev]`` or the page to fetch them from."""
+        return self.fetch_url if self.by_hand else f"hf-hub:{self.cfg['hf_hub_id']}"
+
+    @property
     def enum_name(self) -> str:
         """torchvision-style member name: ``a1_in1k`` becomes ``IMAGENET1K_A1``."""
         recipe, _, dataset = self.tag.rpartition("_")
         dataset = {"in1k": "IMAGENET1K", "in22k": "IMAGENET22K"}.get(dataset, dataset.upper())
         return f"{dataset}_{recipe.upper()}" if recipe else dataset
+
+    def fetch_instructions(self) -> str:
+        """One line telling a person how to get these weights into the zoo."""
+        return (
+            f"weights {self.name} must be fetched by hand: download {self.fetch_file} from {self.fetch_url}, "
+            f"convert it with `epsanet convert {self.fetch_file} --model {self.model} --tag {self.tag} --out DIR`, "
+            f"then load DIR with epsanet.{self.model}(weights='DIR')"
+        )
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,15 +91,22 @@ def _catalogue() -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]], Tuple[Weigh
     defaults, models = data["defaults"], data["models"]
     for name, info in models.items():
         if "alias_of" in info:
-            models[name] = dict(models[info["alias_of"]], description=f"{name}: the official code's name for {info['alias_of']}")
+            models[name] = dict(models[info["alias_of"]], alias_of=info["alias_of"],
+                                description=f"{name}: the official code's name for {info['alias_of']}")
     entries = []
     for raw in data.get("weights", []):
+        name = f"{raw['model']}.{raw['tag']}"
         if raw["model"] not in models:
-            raise ValueError(f"{CATALOGUE_PATH}: weights entry {raw['model']}.{raw['tag']} names no [models] section")
+            raise ValueError(f"{CATALOGUE_PATH}: weights entry {name} names no [models] section")
+        if ("hf_hub_id" in raw) == ("fetch_url" in raw):
+            raise ValueError(f"{CATALOGUE_PATH}: weights entry {name} needs exactly one of hf_hub_id and fetch_url")
         cfg = _cfg(defaults, models[raw["model"]], raw)
+        if "fetch_url" in raw:
+            cfg["notes"] = (f"fetch by hand from {raw['fetch_url']} ({raw['fetch_file']}), then `epsanet convert`",)
         entries.append(WeightsEntry(
             raw["model"], raw["tag"], cfg, raw.get("top1"), raw.get("top5"), raw.get("sha256"),
-            extra={k: raw[k] for k in _CATALOGUE_FIELDS if k in raw},
+            raw.get("fetch_url"), raw.get("fetch_file"), raw.get("citation") or models[raw["model"]].get("citation"),
+            raw.get("metrics_source"), extra={k: raw[k] for k in _CATALOGUE_FIELDS if k in raw},
         ))
     return defaults, models, tuple(entries)
 
@@ -79,31 +119,54 @@ def _cfg(*layers: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def model_info(name: str) -> Dict[str, Any]:
-    """The catalogue's ``[models.<name>]`` section (description, paper, licence, paper accuracy)."""
+    """The catalogue's ``[models.<name>]`` section (description, paper, licence, citation, paper accuracy)."""
     models = _catalogue()[1]
     if name not in models:
         raise ValueError(f"unknown model {name!r}: it has no [models.{name}] section in {CATALOGUE_PATH}")
     return dict(models[name])
 
 
+def architecture_cfg(name: str) -> Dict[str, Any]:
+    """The timm pretrained cfg of architecture ``name`` itself, without weights: preprocessing,
+    head layout, paper and licence (what a checkpoint trained from scratch inherits)."""
+    return _cfg(_catalogue()[0], model_info(name))
+
+
+def canonical_model(name: str) -> str:
+    """The architecture ``name`` builds: aliases (``epsanet50``) resolve to their model (``epsanet50_small``)."""
+    return model_info(name).get("alias_of", name)
+
+
 def weights_entries(model: Optional[str] = None) -> List[WeightsEntry]:
-    """Every checkpoint in the catalogue, or those of ``model``, default first."""
+    """Every checkpoint in the catalogue, or those of ``model`` (aliases included), default first."""
+    model = canonical_model(model) if model is not None else None
     return [e for e in _catalogue()[2] if model is None or e.model == model]
 
 
-def list_pretrained(pattern: str = "*") -> List[str]:
-    """Names (``model.tag``) of the checkpoints in the catalogue that match a shell-style pattern."""
-    return [e.name for e in weights_entries() if fnmatch.fnmatch(e.name, pattern)]
+def find_weights(model: str, tag: Optional[str]) -> Optional[WeightsEntry]:
+    """The catalogue entry ``model.tag`` (aliases resolved), or None."""
+    return next((e for e in weights_entries(model) if e.tag == tag), None)
+
+
+def list_pretrained(pattern: str = "*", include_by_hand: bool = False) -> List[str]:
+    """Names (``model.tag``) of the catalogue's checkpoints matching a shell-style pattern.
+
+    By default only weights that ``pretrained=True`` downloads by itself (as ``timm.list_pretrained``);
+    ``include_by_hand=True`` adds the official checkpoints a person has to fetch.
+    """
+    return [e.name for e in weights_entries() if fnmatch.fnmatch(e.name, pattern) and (include_by_hand or not e.by_hand)]
 
 
 def timm_default_cfgs() -> Dict[str, Dict[str, Any]]:
-    """timm ``default_cfgs`` for every architecture: tagged entries for models with weights,
-    one untagged entry (no weights) for the others."""
-    defaults, models, entries = _catalogue()
-    cfgs = {e.name: dict(e.cfg) for e in entries}
+    """timm ``default_cfgs`` for every architecture: tagged entries for models with weights (an
+    alias gets its model's), one untagged entry (no weights) for the others."""
+    _, models, entries = _catalogue()
+    cfgs = {}
     for name, info in models.items():
-        if not any(e.model == name for e in entries):
-            cfgs[name] = _cfg(defaults, info)
+        own = [e for e in entries if e.model == info.get("alias_of", name)]
+        cfgs.update({f"{name}.{e.tag}": dict(e.cfg) for e in own})
+        if not own:
+            cfgs[name] = architecture_cfg(name)
     return cfgs
 
 
@@ -112,14 +175,18 @@ class _CatalogueWeightsEnum(WeightsEnum):
 
     @classmethod
     def verify(cls, obj: Any) -> Any:
-        """The member named by ``obj``: a member, its name (``"IMAGENET1K_A1"``, optionally
-        prefixed by the enum's name) or its timm tag (``"a1_in1k"``); None stays None."""
+        """The weights named by ``obj``: a member, its name (``"IMAGENET1K_A1"``, optionally prefixed
+        by the enum's name) or its timm tag (``"a1_in1k"``); a hub folder written by
+        :func:`epsanet.save_pretrained` or an ``"hf-hub:org/name[@revision]"`` id is returned as
+        is (the builder loads it); None stays None."""
         if obj is None or isinstance(obj, cls):
+            return obj
+        if isinstance(obj, os.PathLike) or (isinstance(obj, str) and (obj.startswith("hf-hub:") or os.path.isdir(obj))):
             return obj
         if not cls.__members__:
             raise ValueError(
-                f"no pretrained weights exist for {cls.__name__} yet: build the model with "
-                "weights=None (the README shows how to train and publish weights)"
+                f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
+                "or pass a hub folder or 'hf-hub:org/name' (the README shows how to train and publish weights)"
             )
         if isinstance(obj, str):
             name = obj.replace(cls.__name__ + ".", "")
@@ -127,12 +194,16 @@ class _CatalogueWeightsEnum(WeightsEnum):
                 if name in (member_name, member.meta["timm_name"].split(".", 1)[1]):
                     return member
         choices = ", ".join(cls.__members__)
-        raise ValueError(f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}")
+        raise ValueError(
+            f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
+            "or pass an existing hub folder or 'hf-hub:org/name'"
+        )
 
     def get_state_dict(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
-        from .hub import load_state_dict_from_cfg
+        """The weights' state_dict, downloaded (and checked) through the Hugging Face Hub cache."""
+        from .hub import load_catalogue_state_dict
 
-        return load_state_dict_from_cfg(self.meta["pretrained_cfg"])
+        return load_catalogue_state_dict(self.meta["timm_name"])
 
 
 def _transforms(cfg: Mapping[str, Any]):
@@ -145,7 +216,8 @@ def _transforms(cfg: Mapping[str, Any]):
 
 def weights_enum(enum_name: str, model: str, module: str) -> type:
     """The torchvision-style ``WeightsEnum`` of ``model``, one member per catalogue entry plus
-    ``DEFAULT``; empty when no weights exist for the model. ``module`` is where it is defined."""
+    ``DEFAULT`` (the first entry); empty when no weights exist for the model. ``module`` is where
+    it is defined. Members of weights fetched by hand have ``meta['fetch_url']``."""
     members: Dict[str, Weights] = {}
     categories = ImageNetInfo().label_descriptions()
     for entry in weights_entries(model):
@@ -155,10 +227,14 @@ def weights_enum(enum_name: str, model: str, module: str) -> type:
             "categories": categories if entry.cfg["num_classes"] == 1000 else None,
             "min_size": (1, 1),
             "recipe": entry.cfg.get("origin_url"),
+            "license": entry.cfg.get("license"),
+            "citation": entry.citation,
+            "sha256": entry.sha256,
+            "fetch_url": entry.fetch_url,
             "_metrics": {"ImageNet-1K": {"acc@1": entry.top1, "acc@5": entry.top5}},
             "_docs": entry.cfg.get("description", ""),
         }
-        url = entry.cfg.get("url") or f"https://huggingface.co/{entry.cfg['hf_hub_id']}"
+        url = entry.fetch_url or f"https://huggingface.co/{entry.cfg['hf_hub_id']}"
         members[entry.enum_name] = Weights(url=url, transforms=_transforms(entry.cfg), meta=meta)
     if members:
         members["DEFAULT"] = next(iter(members.values()))
