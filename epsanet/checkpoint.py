@@ -1,13 +1,13 @@
 """Loading checkpoints: the official training scripts' ``.pth.tar``, plain state dicts, safetensors."""
 import os
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-__all__ = ["CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict"]
+__all__ = ["CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict", "mismatch"]
 
 StateDict = Dict[str, torch.Tensor]
 # Wrappers whose prefixes a saved state_dict may carry: DataParallel / DDP, torch.compile.
@@ -54,21 +54,31 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     return state
 
 
-def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Raise :class:`CheckpointMismatchError` naming the first missing and unexpected keys and
-    the shape conflicts, unless ``state`` has exactly the model's keys and shapes."""
-    expected = model.state_dict()
+def mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> Optional[str]:
+    """How ``state`` fails to fit ``model``: the first missing and unexpected keys and the shape
+    conflicts, in one line; None when it has exactly the model's keys and shapes (keys in
+    ``ignore`` may be missing, unexpected or of another shape)."""
+    ignore = set(ignore)
+    expected = {k: v for k, v in model.state_dict().items() if k not in ignore}
+    state = {k: v for k, v in state.items() if k not in ignore}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     conflicts = [
         f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items() if k in state and state[k].shape != v.shape
     ]
-    if missing or unexpected or conflicts:
-        parts = [_summary(name, items) for name, items in
-                 (("missing", missing), ("unexpected", unexpected), ("shape conflicts", conflicts)) if items]
+    parts = [_summary(name, items) for name, items in
+             (("missing", missing), ("unexpected", unexpected), ("shape conflicts", conflicts)) if items]
+    return "; ".join(parts) or None
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:
+    """Raise :class:`CheckpointMismatchError` naming the first missing and unexpected keys and
+    the shape conflicts (see :func:`mismatch`), unless ``state`` fits ``model`` exactly."""
+    problems = mismatch(model, state, ignore)
+    if problems:
         raise CheckpointMismatchError(
-            f"checkpoint does not fit {type(model).__name__} ({'; '.join(parts)}): check that the "
+            f"checkpoint does not fit {type(model).__name__} ({problems}): check that the "
             "model name matches the checkpoint, or convert it with `epsanet convert`"
         )
 

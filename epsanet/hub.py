@@ -1,19 +1,56 @@
-"""Weights on the Hugging Face Hub in timm's format: ``config.json`` + ``model.safetensors``."""
+"""Weights on the Hugging Face Hub in timm's format: ``config.json`` + ``model.safetensors`` + a model card.
+
+Downloads go through huggingface_hub into its standard cache (``HF_HUB_CACHE``), so
+``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, tokens and revisions behave as everywhere else; every
+downloaded weights file is checked against its sha256 (the Hub's LFS hash, and the catalogue's
+where it records one) before it is read. Every failure is a :class:`HubError`: one line naming
+the cause and the fix.
+"""
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Tuple, Union
 
+import huggingface_hub
+import huggingface_hub.constants
+import huggingface_hub.errors
 import huggingface_hub.utils
-import timm
 import torch
-from huggingface_hub import hf_hub_download
-from safetensors.torch import load_file
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from timm.models import save_for_hf
+from timm.models._hub import generate_readme, load_model_config_from_hf, load_model_config_from_path
 
-__all__ = ["save_pretrained", "from_pretrained", "load_state_dict_from_cfg", "download_progress"]
+from .catalogue import find_weights, model_info
+from .checkpoint import read_state_dict
+
+__all__ = [
+    "HubError", "HubConfig", "save_pretrained", "from_pretrained", "publish", "read_hub_config", "download_file",
+    "pretrained_state_dict", "load_catalogue_state_dict", "download_progress", "sha256_of",
+]
+
+PathLike = Union[str, os.PathLike]
+StateDict = Dict[str, torch.Tensor]
+WEIGHTS_FILE = "model.safetensors"
+# The model card's usage snippet names the repository; publish() fills in the real id.
+REPO_PLACEHOLDER = "ORG/NAME"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class HubError(ValueError):
+    """Downloading, reading or publishing hub weights failed; the message names cause and fix."""
+
+
+class HubConfig(NamedTuple):
+    """What a hub folder's ``config.json`` says: the zoo architecture, the builder arguments and
+    the timm pretrained cfg (which also says where the weights are)."""
+
+    architecture: str
+    model_args: Dict[str, Any]
+    pretrained_cfg: Dict[str, Any]
 
 
 @contextlib.contextmanager
@@ -30,43 +67,308 @@ def download_progress(enabled: bool) -> Iterator[None]:
         (huggingface_hub.utils.disable_progress_bars if enabled else huggingface_hub.utils.enable_progress_bars)()
 
 
-def save_pretrained(model: torch.nn.Module, directory: Union[str, os.PathLike],
-                    model_args: Optional[Dict[str, Any]] = None) -> Path:
-    """Write ``model`` to ``directory`` in timm's hub format (``config.json`` with
-    ``architecture``, ``num_classes``, ``model_args``, ``pretrained_cfg``; ``model.safetensors``).
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
-    The folder appears complete or not at all: it is written next to its destination and renamed.
-    ``model_args`` (default: the arguments the model was created with) are the builder keyword
-    arguments needed to rebuild it, e.g. ``{"num_classes": 10}``.
+
+@contextlib.contextmanager
+def _hub_errors(what: str, endpoint: Optional[str] = None) -> Iterator[None]:
+    """Turn huggingface_hub's exceptions about ``what`` (e.g. ``hf-hub:org/name@rev``) into one-line HubErrors."""
+    errors = huggingface_hub.errors
+    endpoint = endpoint or huggingface_hub.constants.ENDPOINT
+    try:
+        yield
+    except HubError:
+        raise
+    except (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError) as e:
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise HubError(
+                f"{what} is not in the local Hugging Face cache ({huggingface_hub.constants.HF_HUB_CACHE}) and "
+                "HF_HUB_OFFLINE is set: download it once online (unset HF_HUB_OFFLINE), or point HF_HUB_CACHE "
+                "at a cache that has it"
+            ) from None
+        cause = e.__cause__ or e.__context__ or e
+        raise HubError(
+            f"cannot reach the Hub at {endpoint} to download {what} ({_first_line(cause)}) and it is not in the "
+            "local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only"
+        ) from None
+    except errors.GatedRepoError:
+        raise HubError(f"{what} is gated: request access on its Hub page, then log in (`hf auth login`)") from None
+    except errors.RevisionNotFoundError:
+        raise HubError(f"{what}: no such revision on {endpoint}: check the branch, tag or commit") from None
+    except errors.RepositoryNotFoundError:
+        raise HubError(
+            f"{what}: no such repository, revision or file on {endpoint} (or it is private): check the id and "
+            "revision, and log in (`hf auth login`) for private repositories"
+        ) from None
+    except errors.EntryNotFoundError:
+        raise HubError(f"{what}: the file is not in the repository: is it a hub folder written by "
+                       "epsanet.save_pretrained?") from None
+    except errors.HfHubHTTPError as e:
+        raise HubError(f"the Hub at {endpoint} refused {what} ({_first_line(e)}): retry later, or check the "
+                       "id and your token") from None
+    except (ConnectionError, TimeoutError) as e:
+        raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({_first_line(e)}): check the network "
+                       "and HF_ENDPOINT") from None
+
+
+def sha256_of(path: PathLike) -> str:
+    """The sha256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, what: str, expected: Optional[str]) -> None:
+    """Check a downloaded file against the catalogue's sha256 and against the Hub's (a cache blob
+    of an LFS file is named by its sha256); a corrupt cached copy is removed so the next try
+    downloads it afresh."""
+    blob = path.resolve()
+    declared = blob.name if _SHA256.fullmatch(blob.name) else None
+    if expected is None and declared is None:
+        return
+    actual = sha256_of(blob)
+    if declared is not None and actual != declared:
+        blob.unlink()
+        raise HubError(
+            f"the cached copy of {what} is corrupt (sha256 {actual[:12]}..., the Hub says {declared[:12]}...): it was "
+            "removed from the cache; run again to download it afresh"
+        )
+    if expected is not None and actual != expected.lower():
+        raise HubError(
+            f"{what} has sha256 {actual[:12]}..., not the catalogue's {expected[:12]}...: the repository changed "
+            "since the catalogue was written; pin the catalogue's revision or update its sha256"
+        )
+
+
+def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *, cache_dir: Optional[PathLike] = None,
+                  sha256: Optional[str] = None) -> Path:
+    """Download ``filename`` of Hub repository ``repo_id`` into the Hugging Face cache (or take it
+    from there) and check its sha256; returns the local path."""
+    what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}/{filename}"
+    with _hub_errors(what):
+        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
+    _verify(path, what, sha256)
+    return path
+
+
+def _split_hub_id(hub_id: str) -> Tuple[str, Optional[str]]:
+    repo_id, _, revision = hub_id.removeprefix("hf-hub:").partition("@")
+    return repo_id, revision or None
+
+
+def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None) -> HubConfig:
+    """The ``config.json`` of a hub folder or of ``hf-hub:org/name[@revision]`` (downloaded)."""
+    name = os.fspath(name_or_path)
+    if name.startswith("hf-hub:"):
+        with _hub_errors(f"{name}/config.json"):
+            cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
+    else:
+        if not (Path(name) / "config.json").is_file():
+            raise HubError(
+                f"{name} is not a hub folder (no config.json): write one with epsanet.save_pretrained or "
+                "`epsanet convert`, or pass 'hf-hub:org/name'"
+            )
+        try:
+            cfg, architecture, model_args = load_model_config_from_path(name)
+        except (ValueError, KeyError) as e:
+            raise HubError(f"{name}/config.json is not a timm hub config ({_first_line(e)}): write the folder "
+                           "again with epsanet.save_pretrained") from None
+    return HubConfig(architecture, dict(model_args or {}), dict(cfg))
+
+
+def _local_weights_file(directory: Path) -> Path:
+    for name in (WEIGHTS_FILE, "pytorch_model.bin"):
+        if (directory / name).is_file():
+            return directory / name
+    raise HubError(f"{directory} has no {WEIGHTS_FILE}: write the folder again with epsanet.save_pretrained")
+
+
+def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] = None) -> Tuple[StateDict, str]:
+    """The state_dict a timm pretrained cfg points at, and where it came from.
+
+    Sources, as timm orders them: ``state_dict``, a hub folder (``source='local-dir'``), a
+    ``file``, ``hf_hub_id`` (downloaded and checked), ``url``. A catalogue entry whose weights are
+    fetched by hand raises a :class:`HubError` telling how to get them.
     """
-    directory = Path(directory)
-    if model_args is None:
-        model_args = dict(getattr(model, "pretrained_model_args", {}) or {}, **getattr(model, "_model_args", {}))
+    if cfg.get("state_dict") is not None:
+        return read_state_dict(cfg["state_dict"]), "state_dict"
+    if cfg.get("source") == "local-dir":
+        path = _local_weights_file(Path(cfg["file"]))
+        return read_state_dict(path), os.fspath(path)
+    if cfg.get("file") and cfg.get("source") != "hf-hub":
+        return read_state_dict(cfg["file"]), os.fspath(cfg["file"])
+    if cfg.get("hf_hub_id"):
+        repo_id, revision = _split_hub_id(cfg["hf_hub_id"])
+        entry = find_weights(cfg.get("architecture") or "", cfg.get("tag"))
+        expected = entry.sha256 if entry is not None and entry.cfg.get("hf_hub_id") == cfg["hf_hub_id"] else None
+        path = download_file(repo_id, cfg.get("hf_hub_filename") or WEIGHTS_FILE, revision, cache_dir=cache_dir,
+                             sha256=expected)
+        return read_state_dict(path), f"hf-hub:{cfg['hf_hub_id']}"
+    if cfg.get("url"):
+        try:
+            state = torch.hub.load_state_dict_from_url(cfg["url"], model_dir=cache_dir, map_location="cpu",
+                                                       check_hash=True, weights_only=True)
+        except (OSError, RuntimeError) as e:
+            raise HubError(f"cannot download {cfg['url']} ({_first_line(e)}): check the network or the URL") from None
+        return read_state_dict(state), cfg["url"]
+    architecture = cfg.get("architecture") or "this model"
+    entry = find_weights(architecture, cfg.get("tag"))
+    if entry is not None and entry.by_hand:
+        raise HubError(entry.fetch_instructions())
+    raise HubError(
+        f"no pretrained weights exist for {architecture}: build it with weights=None (pretrained=False), or "
+        "load a hub folder or 'hf-hub:org/name' with weights=..."
+    )
+
+
+def load_catalogue_state_dict(name: str, cache_dir: Optional[PathLike] = None) -> StateDict:
+    """The state_dict of catalogue entry ``name`` (``model.tag``), downloaded through the Hub cache."""
+    model, _, tag = name.partition(".")
+    entry = find_weights(model, tag)
+    if entry is None:
+        raise HubError(f"no catalogue entry {name!r}: see epsanet.list_pretrained(include_by_hand=True)")
+    return pretrained_state_dict(dict(entry.cfg, architecture=model, tag=tag), cache_dir=cache_dir)[0]
+
+
+def _model_card(model: torch.nn.Module, overrides: Optional[Mapping[str, Any]]) -> str:
+    cfg = model.pretrained_cfg
+    architecture = cfg["architecture"]
+    info = model_info(architecture)
+    params = sum(p.numel() for p in model.parameters())
+    papers = [info.get("paper_ids"), cfg.get("paper_ids")]
+    details = {
+        "Model Type": "Image classification / feature backbone",
+        "Architecture": f"{architecture} (epsanet zoo)",
+        "Params (M)": round(params / 1e6, 2),
+        "Classes": model.num_classes,
+        "Image size": "x".join(str(s) for s in cfg["input_size"][1:]),
+        "Papers": [p for p in dict.fromkeys(papers) if p],
+        "Original": cfg.get("origin_url") or info.get("origin_url"),
+    }
+    usage = (
+        "```python\n"
+        "import epsanet  # registers the zoo's architectures with timm\n"
+        "import timm\n\n"
+        f'model = timm.create_model("hf-hub:{REPO_PLACEHOLDER}", pretrained=True).eval()\n'
+        f'# or, torchvision style: epsanet.{architecture}(weights="hf-hub:{REPO_PLACEHOLDER}")\n'
+        "data_config = timm.data.resolve_model_data_config(model)\n"
+        "transform = timm.data.create_transform(**data_config, is_training=False)\n"
+        "```\n"
+    )
+    card = {
+        "tags": ["image-classification", "timm", "epsanet"],
+        "license": cfg.get("license") or info.get("license", "other"),
+        "description": cfg.get("description") or info.get("description", architecture),
+        "details": details,
+        "usage": usage,
+        "citation": [c for c in dict.fromkeys([info.get("citation"), find_citation(cfg)]) if c],
+    }
+    card.update(overrides or {})
+    return generate_readme(card, architecture)
+
+
+def find_citation(cfg: Mapping[str, Any]) -> Optional[str]:
+    """The citation of the catalogue entry a pretrained cfg comes from, if any."""
+    entry = find_weights(cfg.get("architecture") or "", cfg.get("tag"))
+    return entry.citation if entry is not None else None
+
+
+@contextlib.contextmanager
+def _staged_directory(directory: Path) -> Iterator[Path]:
+    """A temporary directory next to ``directory`` that replaces it when the block succeeds and
+    disappears when it fails, so ``directory`` is never half-written."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
+        yield staging
         if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, retired / directory.name)
+            os.replace(staging, directory)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, directory)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+
+def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Optional[Dict[str, Any]] = None,
+                    model_card: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write ``model`` to ``directory`` in timm's hub format: ``config.json`` (``architecture``,
+    ``num_classes``, ``model_args``, ``pretrained_cfg``), ``model.safetensors`` and a model card
+    ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo models without it).
+
+    The folder appears complete or not at all (written next to its destination, then renamed);
+    an existing folder is replaced. ``model_args`` adds builder arguments to those the model was
+    created with; ``model_card`` overrides fields of the card (``description``, ``license``,
+    ``details``, ``citation``, as timm's ``generate_readme`` takes them).
+    """
+    directory = Path(directory)
+    with _staged_directory(directory) as staging:
+        save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
+        (staging / "README.md").write_text(_model_card(model, model_card), encoding="utf-8")
     return directory
 
 
-def from_pretrained(name_or_path: Union[str, os.PathLike], **kwargs: Any) -> torch.nn.Module:
-    """Load a model saved by :func:`save_pretrained`: a local folder or ``hf-hub:org/name[@rev]``.
+def from_pretrained(name_or_path: PathLike, **kwargs: Any) -> torch.nn.Module:
+    """Build the model a hub folder or ``hf-hub:org/name[@revision]`` holds, with its weights.
 
-    Keyword arguments go to the model builder (e.g. ``num_classes=10`` for a new head).
+    The architecture, builder arguments and number of classes come from its ``config.json``;
+    keyword arguments go to the builder and win (e.g. ``num_classes=10`` for a new head,
+    ``cache_dir=...``). The same as ``epsanet.<architecture>(weights=name_or_path)``.
     """
-    name = str(name_or_path)
-    source = name if name.startswith("hf-hub:") else f"local-dir:{name}"
-    return timm.create_model(source, pretrained=True, **kwargs)
+    from .models import get_model_builder
+
+    config = read_hub_config(name_or_path, cache_dir=kwargs.get("cache_dir"))
+    try:
+        builder = get_model_builder(config.architecture)
+    except ValueError:
+        raise HubError(
+            f"{os.fspath(name_or_path)} holds a {config.architecture!r}, which is not an epsanet zoo model: load it "
+            "with timm.create_model instead"
+        ) from None
+    return builder(weights=name_or_path, **kwargs)
 
 
-def load_state_dict_from_cfg(cfg: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-    """The state_dict a catalogue entry points at (its ``hf_hub_id`` on the Hub)."""
-    repo_id, _, revision = cfg["hf_hub_id"].partition("@")
-    path = hf_hub_download(repo_id, cfg.get("hf_hub_filename", "model.safetensors"), revision=revision or None)
-    return load_file(path)
+def publish(directory: PathLike, repo_id: str, *, revision: Optional[str] = None, tag: Optional[str] = None,
+            private: bool = False, commit_message: Optional[str] = None, token: Optional[str] = None,
+            endpoint: Optional[str] = None) -> str:
+    """Upload a hub folder (written by :func:`save_pretrained` or ``epsanet convert``) to the Hub
+    repository ``repo_id``, creating the repository (and branch ``revision``) if needed, and
+    optionally tag the new commit. The model card's usage snippet gets the real repository id.
+    Returns the commit's sha. Token and endpoint default to huggingface_hub's (``HF_TOKEN``,
+    ``hf auth login``, ``HF_ENDPOINT``).
+    """
+    directory = Path(directory)
+    config = read_hub_config(directory)
+    try:
+        model_info(config.architecture)
+    except ValueError:
+        raise HubError(f"{directory} holds a {config.architecture!r}, not an epsanet zoo model: publish it with "
+                       "timm.models.push_to_hf_hub") from None
+    _local_weights_file(directory)
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubError(f"repository id {repo_id!r} must be ORG/NAME")
+    operations = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name == "README.md" and path.parent == directory:
+            data = data.replace(REPO_PLACEHOLDER.encode(), repo_id.encode())
+        operations.append(CommitOperationAdd(path.relative_to(directory).as_posix(), data))
+    api = HfApi(endpoint=endpoint, token=token)
+    what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}"
+    with _hub_errors(what, api.endpoint):
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.create_commit(
+            repo_id, operations, revision=revision,
+            commit_message=commit_message or f"Add {config.architecture} weights ({directory.name})",
+        )
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=commit.oid)
+    return commit.oid

@@ -9,16 +9,19 @@ downsample.0, downsample.1}, fc``; the attention module sits under its own name
 """
 import functools
 import math
+import os
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from timm.layers import create_aa
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ..hub import download_progress
+from ..catalogue import canonical_model
+from ..checkpoint import check_state_dict
+from ..hub import HubError, download_progress, pretrained_state_dict, read_hub_config
 from ..layers import PSAModule, create_attention
 
 __all__ = ["Bottleneck", "ResNet"]
@@ -178,18 +181,74 @@ def _per_stage(attn_kwargs: Optional[AttnKwargs], num_stages: int) -> Tuple[Dict
     return tuple(dict(kw) for kw in attn_kwargs)
 
 
-def _resnet(arch: str, model_args: Dict[str, Any], weights: Optional[WeightsEnum], progress: bool,
-            **kwargs: Any) -> ResNet:
+def _resnet(arch: str, model_args: Dict[str, Any], weights: Union[WeightsEnum, str, os.PathLike, None],
+            progress: bool, **kwargs: Any) -> ResNet:
     """Build zoo model ``arch`` through timm's ``build_model_with_cfg``.
 
-    Serves both callers of a builder: torchvision style (``weights=``, ``progress=``) and timm's
+    Serves both callers of a builder: torchvision style (``weights=`` a member of the model's
+    weights enum, a hub folder or ``"hf-hub:org/name[@revision]"``; ``progress=``) and timm's
     ``create_model``, which passes ``pretrained``, ``pretrained_cfg``, ``cache_dir``, ... in
-    ``kwargs``. With ``weights``, a different ``num_classes`` keeps the backbone weights and gives
+    ``kwargs``. A hub folder's ``config.json`` supplies the builder arguments (``kwargs`` win)
+    and must name this architecture. Weights are read by epsanet (downloads checked, one-line
+    errors) and must fit exactly; a different ``num_classes`` keeps the backbone weights and gives
     a freshly initialised classifier, as timm does.
     """
     pretrained = kwargs.pop("pretrained", False)
-    if weights is not None:
+    cache_dir = kwargs.pop("cache_dir", None)
+    if isinstance(weights, WeightsEnum):
         pretrained = True
         kwargs["pretrained_cfg"] = weights.meta["timm_name"].split(".", 1)[1]
-    with download_progress(progress):
-        return build_model_with_cfg(ResNet, arch, pretrained, **dict(model_args, **kwargs))
+    elif weights is not None:
+        config = read_hub_config(weights, cache_dir=cache_dir)
+        if not _same_architecture(arch, config.architecture):
+            raise HubError(
+                f"{os.fspath(weights)} holds {config.architecture} weights, not {arch}: build "
+                f"epsanet.{config.architecture}(weights=...) or call epsanet.from_pretrained({os.fspath(weights)!r})"
+            )
+        kwargs = dict(config.model_args, **kwargs)
+        kwargs.update(pretrained_cfg=config.pretrained_cfg, pretrained_model_args=config.model_args)
+        pretrained = True
+    recorded_args = {k: v for k, v in kwargs.items() if k not in _RUNTIME_ARGS}
+    source_cfg = None
+    if pretrained:
+        source_cfg = resolve_pretrained_cfg(
+            arch, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
+        with download_progress(progress):
+            state_dict, _ = pretrained_state_dict(source_cfg, cache_dir=cache_dir)
+        # timm's load_pretrained then adapts the classifier / first conv and loads strictly.
+        kwargs["pretrained_cfg"] = dict(source_cfg, state_dict=state_dict, source=None)
+    model = build_model_with_cfg(ResNet, arch, pretrained, pretrained_filter_fn=_fit_pretrained,
+                                 **dict(model_args, **kwargs))
+    if source_cfg is not None:
+        model.pretrained_cfg.update(state_dict=None, source=source_cfg.get("source"))
+    model._model_args = recorded_args
+    return model
+
+
+# Builder arguments that say how or where to build, not what: not recorded with the model.
+_RUNTIME_ARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "pretrained_model_args", "device", "dtype",
+                 "features_only", "out_indices", "feature_cls")
+
+
+def _same_architecture(arch: str, other: str) -> bool:
+    try:
+        return canonical_model(arch) == canonical_model(other)
+    except ValueError:
+        return False
+
+
+def _fit_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """timm's ``pretrained_filter_fn``: check that the weights fit ``model`` before timm loads
+    them, with a one-line error; the classifier may differ (a new ``num_classes``) and the first
+    convolution's input channels (a new ``in_chans``), which timm adapts."""
+    cfg = model.pretrained_cfg
+    ignore = []
+    if model.num_classes != cfg["num_classes"]:
+        ignore += [f"{cfg['classifier']}.weight", f"{cfg['classifier']}.bias"]
+    first_conv = f"{cfg['first_conv']}.weight"
+    expected = model.state_dict().get(first_conv)
+    given = state_dict.get(first_conv)
+    if expected is not None and given is not None and expected.shape[:1] + expected.shape[2:] == given.shape[:1] + given.shape[2:]:
+        ignore.append(first_conv)
+    check_state_dict(model, state_dict, ignore=ignore)
+    return state_dict
