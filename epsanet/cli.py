@@ -11,6 +11,9 @@ from typing import List, Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+    "weights": ("epsanet.commands.weights", "list the catalogue of pretrained weights"),
+    "convert": ("epsanet.commands.convert", "convert a checkpoint (official, timm, torchvision) into a hub folder"),
+    "publish": ("epsanet.commands.publish", "upload a hub folder to the Hugging Face Hub"),
 }
 
 # Exceptions that carry a message meant for the user.
