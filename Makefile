@@ -3,16 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
+# olah, the Hub mirror server the hub tests run on 127.0.0.1, lives in its own venv (its pins clash with ours).
+OLAH_VENV ?= .venv-olah
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all install olah clean
 
 demo: install
 	$(PY) -m epsanet models
 
-test: install
+test: install olah
 	$(PY) -m pytest -m "not slow"
 
-test-all: install
+test-all: install olah
 	$(PY) -m pytest
 
 install: $(VENV)/.installed
@@ -23,5 +25,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
+olah: $(OLAH_VENV)/.installed
+
+$(OLAH_VENV)/.installed:
+	$(PYTHON) -m venv $(OLAH_VENV)
+	$(OLAH_VENV)/bin/pip --disable-pip-version-check install -q 'olah==0.5.4'
+	touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(OLAH_VENV) build *.egg-info

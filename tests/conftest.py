@@ -1,18 +1,37 @@
-"""Shared fixtures: the official reference data and timm's own model tests."""
+"""Shared fixtures: the official reference data, timm's own model tests, a local Hugging Face Hub."""
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
-import pytest
-import timm
-import torch
+from local_hub import LocalHub, free_port
+
+# huggingface_hub reads its endpoint and cache locations once, at import (timm imports it): point
+# them at a local hub (started on first use, see `local_hub`) and a throw-away cache before that,
+# so that no test touches ~/.cache/huggingface or the network.
+HF_ROOT = Path(tempfile.mkdtemp(prefix="epsanet-tests-hf-"))
+HUB_PORT = free_port()
+os.environ.update(HF_HOME=str(HF_ROOT / "home"), HF_HUB_CACHE=str(HF_ROOT / "hub-cache"),
+                  HF_ENDPOINT=f"http://127.0.0.1:{HUB_PORT}", HF_HUB_OFFLINE="0", HF_HUB_DISABLE_TELEMETRY="1")
+os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL = DATA / "official_epsanet"
 CACHE = Path(os.environ.get("EPSANET_TEST_CACHE", Path.home() / ".cache" / "epsanet-tests"))
+REPO = Path(__file__).resolve().parents[1]
+OLAH = Path(os.environ.get("EPSANET_OLAH", REPO / ".venv-olah" / "bin" / "olah-cli"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(HF_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +82,15 @@ def timm_test_models(timm_tests_dir):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def local_hub():
+    """olah serving git repositories on 127.0.0.1 (offline mode) plus our commit endpoint for
+    uploads; HF_ENDPOINT already points at it. olah lives in its own venv (``make test`` installs
+    it); the hub tests fail, not skip, without it."""
+    if not OLAH.exists():
+        pytest.fail(f"olah not found at {OLAH}: run `make olah` (or set EPSANET_OLAH to an olah-cli)", pytrace=False)
+    hub = LocalHub(OLAH, HF_ROOT / "local-hub", HUB_PORT)
+    yield hub
+    hub.stop()
