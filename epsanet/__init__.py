@@ -7,13 +7,16 @@ __version__ = "0.1.0"
 
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
-from .hub import from_pretrained, save_pretrained
+from .convert import convert_checkpoint
+from .hub import HubError, from_pretrained, publish, save_pretrained
 from .layers import create_attention, list_attention
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
 from .stats import count_macs, count_params
+from .transplant import TransplantReport, transplant
 
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
-    "save_pretrained", "create_attention", "list_attention", "count_macs", "count_params", *_models_all,
+    "save_pretrained", "publish", "HubError", "convert_checkpoint", "transplant", "TransplantReport",
+    "create_attention", "list_attention", "count_macs", "count_params", *_models_all,
 ]
