@@ -1,5 +1,8 @@
 """Loading checkpoints: the official training scripts' ``.pth.tar``, plain state dicts, safetensors."""
+import argparse
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -32,12 +35,23 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist: check the path")
         try:
-            obj = load_file(path) if path.suffix == ".safetensors" else torch.load(
-                path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            # timm's training checkpoints keep their arguments as an argparse.Namespace: plain data.
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                obj = load_file(path) if path.suffix == ".safetensors" else torch.load(
+                    path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+            if refused is None:
+                raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or "
+                                 "corrupt; download or save it again") from None
             raise ValueError(
-                f"cannot read checkpoint {path} ({reason}): the file is truncated, corrupt or not a "
+                f"checkpoint {path} holds Python code or objects ({refused.group(1)}), which epsanet never runs "
+                "(torch.load weights_only=True): it is not a plain checkpoint; re-save its state_dict in a "
+                "trusted environment, or use safetensors"
+            ) from None
+        except Exception as e:
+            raise ValueError(
+                f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated, corrupt or not a "
                 "PyTorch/safetensors checkpoint; download or save it again"
             ) from None
     for key in _STATE_DICT_KEYS:
@@ -70,6 +84,11 @@ def mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterab
     parts = [_summary(name, items) for name, items in
              (("missing", missing), ("unexpected", unexpected), ("shape conflicts", conflicts)) if items]
     return "; ".join(parts) or None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:

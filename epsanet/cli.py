@@ -6,6 +6,8 @@ errors a user can fix are printed as one line (``epsanet: error: ...``), never a
 import argparse
 import importlib
 import sys
+
+import huggingface_hub.utils
 from typing import List, Optional
 
 # command name -> (module, one-line help)
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # huggingface_hub logs each retry of an unreachable Hub; the command reports the outcome in one line.
+    huggingface_hub.utils.logging.set_verbosity_error()
     try:
         return importlib.import_module(args.module).run(args) or 0
     except USER_ERRORS as e:

@@ -109,6 +109,9 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
                            f"{entry.sha256[:12]}...): download it again from {entry.fetch_url or entry.source}")
     state = _read_source(source, cache_dir)
     layout = detect_layout(state)
+    # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
+    counters = [k for k in get_model_builder(model)(device="meta").state_dict() if k.endswith(".num_batches_tracked")]
+    state.update({k: torch.tensor(0) for k in counters if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
     num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else 0
     cfg = dict(entry.cfg) if entry is not None else architecture_cfg(model)
     origin = "warm-started by epsanet.transplant from" if warm_start else "converted by `epsanet convert` from"

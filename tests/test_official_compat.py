@@ -68,14 +68,17 @@ def test_a_truncated_file_gives_a_one_line_error(official_checkpoint, tmp_path):
 
 
 def test_a_pickle_that_carries_code_is_refused_not_run(tmp_path):
+    marker = tmp_path / "the payload ran"
+
     class Payload:
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (open, (str(marker), "w"))
 
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": Payload()}, path)
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match=r"evil.pth holds Python code or objects \(io.open\), which epsanet never runs"):
         epsanet.load_checkpoint(epsanet.epsanet50_small(device="meta"), path)
+    assert not marker.exists()
 
 
 def test_a_missing_file_is_named():

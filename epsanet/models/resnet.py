@@ -215,10 +215,12 @@ def _resnet(arch: str, model_args: Dict[str, Any], weights: Union[WeightsEnum, s
             arch, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
         with download_progress(progress):
             state_dict, _ = pretrained_state_dict(source_cfg, cache_dir=cache_dir)
-        # timm's load_pretrained then adapts the classifier / first conv and loads strictly.
-        kwargs["pretrained_cfg"] = dict(source_cfg, state_dict=state_dict, source=None)
-    model = build_model_with_cfg(ResNet, arch, pretrained, pretrained_filter_fn=_fit_pretrained,
-                                 **dict(model_args, **kwargs))
+        # timm's load_pretrained then adapts the classifier / first conv and loads strictly. It
+        # takes the weights from the cfg's state_dict, but deep-copies the cfg on the way: hand it a
+        # placeholder and the weights through the filter instead.
+        kwargs["pretrained_cfg"] = dict(source_cfg, state_dict=_WEIGHTS_PLACEHOLDER, source=None)
+        kwargs["pretrained_filter_fn"] = functools.partial(_fit_pretrained, state_dict)
+    model = build_model_with_cfg(ResNet, arch, pretrained, **dict(model_args, **kwargs))
     if source_cfg is not None:
         model.pretrained_cfg.update(state_dict=None, source=source_cfg.get("source"))
     model._model_args = recorded_args
@@ -237,10 +239,15 @@ def _same_architecture(arch: str, other: str) -> bool:
         return False
 
 
-def _fit_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """timm's ``pretrained_filter_fn``: check that the weights fit ``model`` before timm loads
-    them, with a one-line error; the classifier may differ (a new ``num_classes``) and the first
-    convolution's input channels (a new ``in_chans``), which timm adapts."""
+_WEIGHTS_PLACEHOLDER = {"weights come through pretrained_filter_fn": torch.zeros(())}
+
+
+def _fit_pretrained(state_dict: Dict[str, torch.Tensor], placeholder: Dict[str, torch.Tensor],
+                    model: nn.Module) -> Dict[str, torch.Tensor]:
+    """timm's ``pretrained_filter_fn`` (with the weights bound first): check that they fit
+    ``model`` before timm loads them, with a one-line error; the classifier may differ (a new
+    ``num_classes``) and the first convolution's input channels (a new ``in_chans``), which timm
+    adapts."""
     cfg = model.pretrained_cfg
     ignore = []
     if model.num_classes != cfg["num_classes"]:
