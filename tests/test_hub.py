@@ -91,6 +91,17 @@ def test_a_local_folder_loads_through_from_pretrained_builders_and_timm(tmp_path
         assert torch.equal(logits(loaded), expected)
 
 
+def test_hub_weights_serve_feature_extraction_and_other_input_channels(tmp_path):
+    model = tiny_epsanet()
+    folder = epsanet.save_pretrained(model, tmp_path / "export")
+    features = epsanet.from_pretrained(folder, features_only=True, out_indices=(1, 4)).eval()
+    with torch.no_grad():
+        assert torch.equal(features(X)[1], model.forward_intermediates(X, indices=[4], intermediates_only=True)[0])
+    gray = epsanet.from_pretrained(folder, in_chans=1)
+    assert torch.allclose(gray.conv1.weight, model.conv1.weight.sum(1, keepdim=True))
+    assert torch.equal(gray.layer1[0].conv2.conv_3.weight, model.layer1[0].conv2.conv_3.weight)
+
+
 def test_save_pretrained_replaces_an_existing_folder(tmp_path):
     first, second = tiny_epsanet(), tiny_epsanet()
     epsanet.save_pretrained(first, tmp_path / "export")
