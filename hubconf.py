@@ -3,6 +3,7 @@
     model = torch.hub.load("<owner>/epsanet", "epsanet50_small")             # from GitHub
     model = torch.hub.load("path/to/epsanet", "epsanet50", source="local")   # from a clone
     model = torch.hub.load(..., "se_resnet50", weights="IMAGENET1K_A1")      # pretrained
+    model = torch.hub.load(..., "epsanet50_small", weights="hf-hub:ORG/NAME")  # published weights
 
 Keyword arguments go to the builder (``weights``, ``num_classes``, ``drop_path_rate``, ...).
 """
