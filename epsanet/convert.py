@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
-from .catalogue import architecture_cfg, canonical_model, find_weights
+from .catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
 from .checkpoint import CheckpointMismatchError, mismatch, read_state_dict
 from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of
 from .models import create_model, get_model_builder, list_models
@@ -60,11 +60,21 @@ class Conversion:
         return f"{line}; {self.transplant}" if self.transplant else line
 
 
-def _read_source(source: Union[str, os.PathLike], cache_dir: Optional[Union[str, os.PathLike]]) -> StateDict:
+def _read_source(source: Union[str, os.PathLike], cache_dir: Optional[Union[str, os.PathLike]],
+                 entry: Optional[WeightsEntry]) -> StateDict:
+    """The state_dict of a file or ``hf-hub:`` id, checked against the sha256 the catalogue
+    records for ``entry`` (if any)."""
     name = os.fspath(source)
+    expected = entry.sha256 if entry is not None else None
     if name.startswith("hf-hub:"):
         repo_id, _, revision = name.removeprefix("hf-hub:").partition("@")
-        return read_state_dict(download_file(repo_id, WEIGHTS_FILE, revision or None, cache_dir=cache_dir))
+        return read_state_dict(download_file(repo_id, WEIGHTS_FILE, revision or None, cache_dir=cache_dir,
+                                             sha256=expected))
+    if expected is not None and Path(name).is_file():
+        actual = sha256_of(name)
+        if actual != expected:
+            raise HubError(f"{name} is not the file of {entry.name} (sha256 {actual[:12]}..., the catalogue says "
+                           f"{expected[:12]}...): download it again from {entry.fetch_url or entry.source}")
     return read_state_dict(source)
 
 
@@ -102,12 +112,7 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
     entry = find_weights(model, tag) if tag else None
     if tag and entry is None:
         raise ValueError(f"no catalogue entry {model}.{tag}: see `epsanet weights`, or leave out the tag")
-    if entry is not None and entry.sha256 and not os.fspath(source).startswith("hf-hub:"):
-        actual = sha256_of(source)
-        if actual != entry.sha256:
-            raise HubError(f"{source} is not the file of {entry.name} (sha256 {actual[:12]}..., the catalogue says "
-                           f"{entry.sha256[:12]}...): download it again from {entry.fetch_url or entry.source}")
-    state = _read_source(source, cache_dir)
+    state = _read_source(source, cache_dir, entry)
     layout = detect_layout(state)
     # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
     counters = [k for k in get_model_builder(model)(device="meta").state_dict() if k.endswith(".num_batches_tracked")]

@@ -343,6 +343,8 @@ def publish(directory: PathLike, repo_id: str, *, revision: Optional[str] = None
     Returns the commit's sha. Token and endpoint default to huggingface_hub's (``HF_TOKEN``,
     ``hf auth login``, ``HF_ENDPOINT``).
     """
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise HubError("cannot publish while HF_HUB_OFFLINE is set: unset it to upload")
     directory = Path(directory)
     config = read_hub_config(directory)
     try:

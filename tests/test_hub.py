@@ -290,6 +290,12 @@ def test_weights_that_do_not_fit_the_config_name_the_conflicts(tmp_path):
     one_line(info.value)
 
 
+def test_publishing_offline_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="cannot publish while HF_HUB_OFFLINE is set: unset it to upload"):
+        epsanet.publish(tmp_path, "epsanet-tests/offline")
+
+
 def test_publish_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "nowhere"), "--repo-id", "epsanet-tests/x"]) == 2
     err = capsys.readouterr().err
