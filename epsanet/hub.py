@@ -187,34 +187,34 @@ def _local_weights_file(directory: Path) -> Path:
     raise HubError(f"{directory} has no {WEIGHTS_FILE}: write the folder again with epsanet.save_pretrained")
 
 
-def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] = None) -> Tuple[StateDict, str]:
-    """The state_dict a timm pretrained cfg points at, and where it came from.
+def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] = None) -> StateDict:
+    """The state_dict a timm pretrained cfg points at.
 
     Sources, as timm orders them: ``state_dict``, a hub folder (``source='local-dir'``), a
     ``file``, ``hf_hub_id`` (downloaded and checked), ``url``. A catalogue entry whose weights are
     fetched by hand raises a :class:`HubError` telling how to get them.
     """
     if cfg.get("state_dict") is not None:
-        return read_state_dict(cfg["state_dict"]), "state_dict"
+        return read_state_dict(cfg["state_dict"])
     if cfg.get("source") == "local-dir":
-        path = _local_weights_file(Path(cfg["file"]))
-        return read_state_dict(path), os.fspath(path)
+        return read_state_dict(_local_weights_file(Path(cfg["file"])))
     if cfg.get("file") and cfg.get("source") != "hf-hub":
-        return read_state_dict(cfg["file"]), os.fspath(cfg["file"])
+        return read_state_dict(cfg["file"])
     if cfg.get("hf_hub_id"):
         repo_id, revision = _split_hub_id(cfg["hf_hub_id"])
         entry = find_weights(cfg.get("architecture") or "", cfg.get("tag"))
         expected = entry.sha256 if entry is not None and entry.cfg.get("hf_hub_id") == cfg["hf_hub_id"] else None
         path = download_file(repo_id, cfg.get("hf_hub_filename") or WEIGHTS_FILE, revision, cache_dir=cache_dir,
                              sha256=expected)
-        return read_state_dict(path), f"hf-hub:{cfg['hf_hub_id']}"
+        return read_state_dict(path)
     if cfg.get("url"):
         try:
-            state = torch.hub.load_state_dict_from_url(cfg["url"], model_dir=cache_dir, map_location="cpu",
-                                                       check_hash=True, weights_only=True)
+            state = torch.hub.load_state_dict_from_url(
+                cfg["url"], model_dir=cache_dir, map_location="cpu", check_hash=True, weights_only=True,
+                progress=not huggingface_hub.utils.are_progress_bars_disabled())
         except (OSError, RuntimeError) as e:
-            raise HubError(f"cannot download {cfg['url']} ({_first_line(e)}): check the network or the URL") from None
-        return read_state_dict(state), cfg["url"]
+            raise HubError(f"cannot download {cfg['url']} ({_first_line(e)}): check the network and the URL") from None
+        return read_state_dict(state)
     architecture = cfg.get("architecture") or "this model"
     entry = find_weights(architecture, cfg.get("tag"))
     if entry is not None and entry.by_hand:
@@ -231,7 +231,7 @@ def load_catalogue_state_dict(name: str, cache_dir: Optional[PathLike] = None) -
     entry = find_weights(model, tag)
     if entry is None:
         raise HubError(f"no catalogue entry {name!r}: see epsanet.list_pretrained(include_by_hand=True)")
-    return pretrained_state_dict(dict(entry.cfg, architecture=model, tag=tag), cache_dir=cache_dir)[0]
+    return pretrained_state_dict(dict(entry.cfg, architecture=model, tag=tag), cache_dir=cache_dir)
 
 
 def _model_card(model: torch.nn.Module, overrides: Optional[Mapping[str, Any]]) -> str:

@@ -102,6 +102,21 @@ def test_hub_weights_serve_feature_extraction_and_other_input_channels(tmp_path)
     assert torch.equal(gray.layer1[0].conv2.conv_3.weight, model.layer1[0].conv2.conv_3.weight)
 
 
+def test_a_url_weights_source_is_downloaded_with_its_hash_checked(tmp_path):
+    model = tiny_epsanet()
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    digest = epsanet.hub.sha256_of(tmp_path / "w.pth")[:8]
+    (tmp_path / f"tiny-{digest}.pth").write_bytes((tmp_path / "w.pth").read_bytes())
+    (tmp_path / "tiny-deadbeef.pth").write_bytes((tmp_path / "w.pth").read_bytes())
+    overlay = dict(url=(tmp_path / f"tiny-{digest}.pth").as_uri(), num_classes=10)
+    loaded = epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path / "cache")
+    assert torch.equal(logits(loaded), logits(model))
+    overlay["url"] = (tmp_path / "tiny-deadbeef.pth").as_uri()
+    with pytest.raises(HubError, match='invalid hash value \\(expected "deadbeef"') as info:
+        epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path / "cache")
+    one_line(info.value)
+
+
 def test_save_pretrained_replaces_an_existing_folder(tmp_path):
     first, second = tiny_epsanet(), tiny_epsanet()
     epsanet.save_pretrained(first, tmp_path / "export")

@@ -214,7 +214,7 @@ def _resnet(arch: str, model_args: Dict[str, Any], weights: Union[WeightsEnum, s
         source_cfg = resolve_pretrained_cfg(
             arch, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
         with download_progress(progress):
-            state_dict, _ = pretrained_state_dict(source_cfg, cache_dir=cache_dir)
+            state_dict = pretrained_state_dict(source_cfg, cache_dir=cache_dir)
         # timm's load_pretrained then adapts the classifier / first conv and loads strictly. It
         # takes the weights from the cfg's state_dict, but deep-copies the cfg on the way: hand it a
         # placeholder and the weights through the filter instead.
@@ -239,6 +239,10 @@ def _same_architecture(arch: str, other: str) -> bool:
         return False
 
 
+def _without_input_channels(weight: torch.Tensor) -> Tuple[int, ...]:
+    return (weight.shape[0], *weight.shape[2:])
+
+
 _WEIGHTS_PLACEHOLDER = {"weights come through pretrained_filter_fn": torch.zeros(())}
 
 
@@ -253,9 +257,8 @@ def _fit_pretrained(state_dict: Dict[str, torch.Tensor], placeholder: Dict[str, 
     if model.num_classes != cfg["num_classes"]:
         ignore += [f"{cfg['classifier']}.weight", f"{cfg['classifier']}.bias"]
     first_conv = f"{cfg['first_conv']}.weight"
-    expected = model.state_dict().get(first_conv)
-    given = state_dict.get(first_conv)
-    if expected is not None and given is not None and expected.shape[:1] + expected.shape[2:] == given.shape[:1] + given.shape[2:]:
+    expected, given = model.state_dict().get(first_conv), state_dict.get(first_conv)
+    if expected is not None and given is not None and _without_input_channels(expected) == _without_input_channels(given):
         ignore.append(first_conv)
     check_state_dict(model, state_dict, ignore=ignore)
     return state_dict
