@@ -11,16 +11,27 @@ reverse order (branch 4 first). Each branch is initialised from the ResNet 3x3 k
 output channels it writes, restricted to the input channels its group reads (the matching
 diagonal block of each group), centred inside the larger kernel with zeros around it. Asked for
 in the official repository (murufeng/EPSANet issue #12).
+
+A fresh attention gate would rescale what the ResNet computed (an SE or ECA gate halves a
+block's residual branch, PSA's softmax quarters each branch), and the copied BatchNorm
+statistics would no longer fit. So, by default, the gates start neutral and the copied weights
+compensate: SE / ECA gates output exactly 0.5 (last layer zeroed, still trainable) and the
+block's ``bn3`` scale and shift are doubled; PSA's SE gate gives every branch the weight 1/4 and
+``bn2``'s running statistics are scaled to match. An SE- or ECA-ResNet then computes exactly what
+the ResNet computed; an EPSANet what the ResNet computes with each 3x3 kernel cut to its group
+blocks (up to BatchNorm's eps).
 """
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
 from .checkpoint import read_state_dict
-from .layers import PSAModule
+from .layers import ECAModule, PSAModule, SEModule
+from .models.resnet import Bottleneck
 
 __all__ = ["TransplantReport", "transplant"]
 
@@ -32,6 +43,8 @@ class TransplantReport:
     copied: List[str] = field(default_factory=list)
     from_3x3: List[str] = field(default_factory=list)
     initialised: List[str] = field(default_factory=list)
+    neutralised: List[str] = field(default_factory=list)
+    rescaled: List[str] = field(default_factory=list)
     unused: List[str] = field(default_factory=list)
     copied_params: int = 0
     from_3x3_params: int = 0
@@ -45,14 +58,15 @@ class TransplantReport:
     def __str__(self) -> str:
         left = f" ({', '.join(self.initialised[:3])}{', ...' if len(self.initialised) > 3 else ''})" if self.initialised else ""
         return (
-            f"transplanted {self.fraction:.2%} of the {self.total_params:,} parameters: {len(self.copied)} tensors "
+            f"transplanted {math.floor(self.fraction * 10000) / 100:.2f}% of the {self.total_params:,} parameters: {len(self.copied)} tensors "
             f"copied ({self.copied_params:,} parameters), {len(self.from_3x3)} PSA branch convolutions from 3x3 "
-            f"kernels ({self.from_3x3_params:,}), {len(self.initialised)} tensors left as initialised{left}"
+            f"kernels ({self.from_3x3_params:,}), {len(self.initialised)} tensors left as initialised{left}, "
+            f"{len(self.neutralised)} attention gates started neutral"
         )
 
 
 def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.PathLike], model: nn.Module,
-               psa_from_3x3: bool = True) -> TransplantReport:
+               psa_from_3x3: bool = True, neutral_gates: bool = True) -> TransplantReport:
     """Initialise ``model`` (in place) from the state_dict of a bottleneck ResNet.
 
     Args:
@@ -61,6 +75,8 @@ def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.Path
         model: a zoo model (EPSANet, SE/ECA-ResNet, ...) with the same depth.
         psa_from_3x3: initialise PSA branch convolutions from the ResNet 3x3 kernels (otherwise
             they keep their initialisation).
+        neutral_gates: start SE, ECA and PSA gates neutral and compensate in the copied
+            BatchNorm weights, so the model computes what the ResNet computed (see above).
 
     Returns:
         a :class:`TransplantReport`; ``report.fraction`` is the share of parameters transplanted.
@@ -79,14 +95,13 @@ def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.Path
     updates: Dict[str, torch.Tensor] = {}
     for key, tensor in target.items():
         prefix = next((p for p in psa_modules if key.startswith(p)), None)
+        branch = key[len(prefix):] if prefix is not None else ""
         if key in source and source[key].shape == tensor.shape:
             updates[key] = source[key]
             used.add(key)
             report.copied.append(key)
-        elif psa_from_3x3 and prefix is not None and key.endswith(".weight") and key[len(prefix):].startswith("conv_") \
-                and f"{prefix}weight" in source:
-            branch = int(key[len(prefix) + len("conv_")])
-            kernel = _psa_branch_from_3x3(source[f"{prefix}weight"], psa_modules[prefix], branch)
+        elif psa_from_3x3 and branch.startswith("conv_") and branch.endswith(".weight") and f"{prefix}weight" in source:
+            kernel = _psa_branch_from_3x3(source[f"{prefix}weight"], psa_modules[prefix], int(branch[len("conv_")]))
             if kernel is None:
                 report.initialised.append(key)
                 continue
@@ -98,6 +113,8 @@ def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.Path
     with torch.no_grad():
         for key, value in updates.items():
             target[key].copy_(value.to(dtype=target[key].dtype))
+        if neutral_gates:
+            _neutralise_gates(model, report)
     report.unused = [k for k in source if k not in used]
     report.total_params = sum(p.numel() for p in params.values())
     report.copied_params = sum(params[k].numel() for k in report.copied if k in params)
@@ -105,7 +122,7 @@ def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.Path
     return report
 
 
-def _psa_branch_from_3x3(kernel: torch.Tensor, psa: PSAModule, branch: int) -> Union[torch.Tensor, None]:
+def _psa_branch_from_3x3(kernel: torch.Tensor, psa: PSAModule, branch: int) -> Optional[torch.Tensor]:
     """The weight of PSA branch ``branch`` (1..4) cut from a ResNet 3x3 ``conv2`` kernel, or None
     when the shapes do not correspond."""
     conv = getattr(psa, f"conv_{branch}")
@@ -121,3 +138,37 @@ def _psa_branch_from_3x3(kernel: torch.Tensor, psa: PSAModule, branch: int) -> U
     pad = (k - 3) // 2
     weight[:, :, pad:pad + 3, pad:pad + 3] = torch.cat(blocks)
     return weight
+
+
+def _neutral(gate: nn.Module) -> bool:
+    """Make an SE or ECA gate output exactly 0.5 for every input (its last layer zeroed); False
+    for other modules."""
+    if isinstance(gate, SEModule):
+        nn.init.zeros_(gate.fc2.weight)
+        nn.init.zeros_(gate.fc2.bias)
+        return True
+    if isinstance(gate, ECAModule):
+        nn.init.zeros_(gate.conv.weight)
+        return True
+    return False
+
+
+def _neutralise_gates(model: nn.Module, report: TransplantReport) -> None:
+    """Start the gates of blocks whose BatchNorms were transplanted neutral, and compensate."""
+    copied = set(report.copied)
+    for name, block in model.named_modules():
+        if not isinstance(block, Bottleneck):
+            continue
+        gate = dict(block.named_children()).get(block.attn_name) if block.attn_name else None
+        if f"{name}.bn3.weight" in copied and gate is not None and _neutral(gate):
+            block.bn3.weight.mul_(2)  # x * 0.5 after bn3: double bn3 so the residual branch is unchanged
+            block.bn3.bias.mul_(2)
+            report.neutralised.append(f"{name}.{block.attn_name}")
+            report.rescaled += [f"{name}.bn3.weight", f"{name}.bn3.bias"]
+        psa = block.conv2
+        if isinstance(psa, PSAModule) and f"{name}.bn2.running_var" in copied and f"{name}.conv2.conv_1.weight" in report.from_3x3:
+            _neutral(psa.se)  # equal scores for the four branches: the softmax gives each 1/4
+            block.bn2.running_mean.div_(4)
+            block.bn2.running_var.div_(16)
+            report.neutralised.append(f"{name}.conv2.se")
+            report.rescaled += [f"{name}.bn2.running_mean", f"{name}.bn2.running_var"]

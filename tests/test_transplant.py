@@ -28,7 +28,38 @@ def test_every_tensor_whose_name_and_shape_match_is_copied(resnet50_state, name,
     assert (len(report.copied), len(report.from_3x3), len(report.initialised)) == (copied, from_3x3, initialised)
     assert report.unused == []
     state = model.state_dict()
-    assert all(torch.equal(state[k], resnet50_state[k]) for k in report.copied)
+    assert all(torch.equal(state[k], resnet50_state[k]) for k in report.copied if k not in report.rescaled)
+
+
+@pytest.mark.parametrize("name", ["se_resnet50", "eca_resnet50"])
+def test_an_attention_resnet_warm_started_from_a_resnet_computes_what_the_resnet_computes(name):
+    resnet = torchvision.models.resnet50().eval()
+    for bn in (m for m in resnet.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_(0, 0.1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 1.5)
+    model = epsanet.create_model(name).eval()
+    report = transplant(resnet.state_dict(), model)
+    assert len(report.neutralised) == 16
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), resnet(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(model.layer2[0].bn3.weight, 2 * resnet.layer2[0].bn3.weight)
+
+
+def test_psa_gates_start_by_weighing_every_branch_a_quarter(resnet50_state):
+    model = epsanet.epsanet50_small().eval()
+    transplant(resnet50_state, model)
+    psa = model.layer3[2].conv2
+    branches = torch.stack([psa.se.gate(torch.randn(2, 64, 4, 4)) for _ in range(4)], dim=1)
+    assert torch.equal(branches.softmax(dim=1), torch.full_like(branches, 0.25))
+    torch.testing.assert_close(model.layer3[2].bn2.running_var, resnet50_state["layer3.2.bn2.running_var"] / 16)
+
+
+def test_gates_can_keep_their_initialisation(resnet50_state):
+    model = epsanet.se_resnet50()
+    before = model.layer1[0].se.fc2.weight.clone()
+    report = transplant(resnet50_state, model, neutral_gates=False)
+    assert report.neutralised == [] and torch.equal(model.layer1[0].se.fc2.weight, before)
+    assert torch.equal(model.layer1[0].bn3.weight, resnet50_state["layer1.0.bn3.weight"])
 
 
 @pytest.mark.parametrize("name, fraction", [
@@ -88,7 +119,7 @@ def test_resnet101_weights_fill_epsanet101():
 def test_the_warm_started_epsanet_trains(resnet50_state):
     model = epsanet.epsanet50_small(num_classes=4)
     transplant(resnet50_state, model)
-    loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 64, 64)), torch.tensor([0, 3]))
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 32, 32)), torch.tensor([0, 3]))
     loss.backward()
     assert torch.isfinite(loss) and model.layer1[0].conv2.conv_4.weight.grad.abs().sum() > 0
 
