@@ -40,12 +40,13 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
                 obj = load_file(path) if path.suffix == ".safetensors" else torch.load(
                     path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-            if refused is None:
+            if not str(e).startswith("Weights only load failed"):
                 raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or "
                                  "corrupt; download or save it again") from None
+            refused = re.search(r"GLOBAL (\S+)", str(e))
+            what = f" ({refused.group(1)})" if refused else ""
             raise ValueError(
-                f"checkpoint {path} holds Python code or objects ({refused.group(1)}), which epsanet never runs "
+                f"checkpoint {path} holds Python code or objects{what}, which epsanet never runs "
                 "(torch.load weights_only=True): it is not a plain checkpoint; re-save its state_dict in a "
                 "trusted environment, or use safetensors"
             ) from None
@@ -87,8 +88,9 @@ def mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterab
 
 
 def _first_line(error: BaseException) -> str:
+    """The first sentence of an error's message."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return text.splitlines()[0].split(". ")[0] if text else type(error).__name__
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:

@@ -73,10 +73,11 @@ def _first_line(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _hub_errors(what: str, endpoint: Optional[str] = None) -> Iterator[None]:
+def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Iterator[None]:
     """Turn huggingface_hub's exceptions about ``what`` (e.g. ``hf-hub:org/name@rev``) into one-line HubErrors."""
     errors = huggingface_hub.errors
     endpoint = endpoint or huggingface_hub.constants.ENDPOINT
+    cache = os.fspath(cache_dir) if cache_dir is not None else huggingface_hub.constants.HF_HUB_CACHE
     try:
         yield
     except HubError:
@@ -84,7 +85,7 @@ def _hub_errors(what: str, endpoint: Optional[str] = None) -> Iterator[None]:
     except (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError) as e:
         if huggingface_hub.constants.HF_HUB_OFFLINE:
             raise HubError(
-                f"{what} is not in the local Hugging Face cache ({huggingface_hub.constants.HF_HUB_CACHE}) and "
+                f"{what} is not in the local Hugging Face cache ({cache}) and "
                 "HF_HUB_OFFLINE is set: download it once online (unset HF_HUB_OFFLINE), or point HF_HUB_CACHE "
                 "at a cache that has it"
             ) from None
@@ -149,7 +150,7 @@ def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *
     """Download ``filename`` of Hub repository ``repo_id`` into the Hugging Face cache (or take it
     from there) and check its sha256; returns the local path."""
     what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}/{filename}"
-    with _hub_errors(what):
+    with _hub_errors(what, cache_dir=cache_dir):
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
     _verify(path, what, sha256)
     return path
@@ -164,7 +165,7 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
     """The ``config.json`` of a hub folder or of ``hf-hub:org/name[@revision]`` (downloaded)."""
     name = os.fspath(name_or_path)
     if name.startswith("hf-hub:"):
-        with _hub_errors(f"{name}/config.json"):
+        with _hub_errors(f"{name}/config.json", cache_dir=cache_dir):
             cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
     else:
         if not (Path(name) / "config.json").is_file():

@@ -233,7 +233,8 @@ def test_offline_with_an_empty_cache_is_a_one_line_error(published, monkeypatch,
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubError) as info:
         epsanet.from_pretrained(f"hf-hub:{REPO_ID}", cache_dir=tmp_path)
-    assert "is not in the local Hugging Face cache" in one_line(info.value) and "unset HF_HUB_OFFLINE" in str(info.value)
+    assert f"is not in the local Hugging Face cache ({tmp_path})" in one_line(info.value)
+    assert "unset HF_HUB_OFFLINE" in str(info.value)
 
 
 def test_an_unreachable_hub_is_a_one_line_error(monkeypatch, tmp_path):
