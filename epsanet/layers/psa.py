@@ -16,7 +16,7 @@ gates run as one batched call, and the weighted branches are written in reverse 
 single copy. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
 tests and benchmarks.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ def branch_conv_plan(
         return "depthwise", groups
     merged = groups
     while merged % 2 == 0 and (groups // merged) * in_per_group < block:
-        merged //= 2
+        merged = merged // 2
     return "native", merged
 
 
@@ -182,21 +182,20 @@ class PSAModule(nn.Module):
         self.conv_1, self.conv_2, self.conv_3, self.conv_4 = convs
         # One SE gate shared by all four branches, as in the official code (its state_dict has one).
         self.se = SEModule(split, reduction=se_reduction, **dd)
+        self.in_channels = in_channels
         self.split = split
+        self.kernel_sizes: List[int] = list(kernel_sizes)
+        self.groups: List[int] = list(groups)
         self.stride = stride
         self.dilation = dilation
 
-    def _branch(self, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        groups = conv.groups
-        kernel_size = conv.kernel_size[0]
+    def _branch(self, index: int, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        groups, kernel_size = self.groups[index], self.kernel_sizes[index]
         method, groups_to_run = branch_conv_plan(
-            conv.in_channels // groups, conv.out_channels // groups, groups, kernel_size, x.device.type,
-            _compute_dtype(x),
+            self.in_channels // groups, self.split // groups, groups, kernel_size, x.device.type, _compute_dtype(x)
         )
-        if method == "native" and groups_to_run == groups:
-            return conv(x)
-        return grouped_conv2d(x, conv.weight, groups, self.stride, self.dilation * (kernel_size // 2),
-                              self.dilation, method, groups_to_run)
+        return grouped_conv2d(x, weight, groups, self.stride, self.dilation * (kernel_size // 2), self.dilation,
+                              method, groups_to_run)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # oneDNN's backward passes of grouped convolutions are 3-10x slower on NCHW than on
@@ -215,8 +214,8 @@ class PSAModule(nn.Module):
         # Branch 4 first: the official code concatenates the weighted branches in reverse, and
         # the next layer (bn2, conv3) was trained on that channel order.
         feats = torch.cat(
-            [self._branch(self.conv_4, x), self._branch(self.conv_3, x),
-             self._branch(self.conv_2, x), self._branch(self.conv_1, x)], 1)
+            [self._branch(3, self.conv_4.weight, x), self._branch(2, self.conv_3.weight, x),
+             self._branch(1, self.conv_2.weight, x), self._branch(0, self.conv_1.weight, x)], 1)
         n = feats.shape[0]
         # The shared SE gate on all four branches at once: (N * 4, C / 4) rows through fc1, fc2.
         squeezed = feats.mean((2, 3)).view(n * 4, self.split)
