@@ -41,3 +41,20 @@ def test_bench_with_an_unknown_model_is_a_one_line_error(capsys):
     assert main(["bench", "epsanet51"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown model 'epsanet51'" in err
+
+
+def test_export_writes_a_torchscript_model_with_folded_batchnorms(capsys, tmp_path):
+    import torch
+
+    assert main(["export", "se_resnet50", str(tmp_path / "m.pt"), "--num-classes", "7"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    assert loaded(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    names = {m.original_name for m in loaded.modules()}
+    assert "Conv2d" in names and "BatchNorm2d" not in names
+
+
+def test_export_to_an_unknown_format_is_a_one_line_error(capsys):
+    assert main(["export", "epsanet50_small", "model.tflite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "name it *.onnx (ONNX) or *.pt (TorchScript)" in err
