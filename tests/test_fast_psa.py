@@ -127,3 +127,24 @@ def test_other_devices_keep_the_native_grouped_convolution():
 def test_the_model_counts_its_architectural_multiply_adds_on_cpu_too():
     model = epsanet.create_model("epsanet50_small")
     assert round(epsanet.count_macs(model) / 1e9, 2) == 3.60
+
+
+def test_fast_psa_compiles_as_one_graph():
+    psa = PSAModule(64, se_reduction=4)
+    compiled = torch.compile(psa, backend="eager", fullgraph=True)  # fullgraph: a graph break raises
+    x = torch.randn(2, 64, 14, 14)
+    torch.testing.assert_close(compiled(x), psa(x))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), psa(x))
+
+
+def test_timm_feature_extraction_traces_the_model_around_the_psa_modules():
+    from timm.models._features_fx import create_feature_extractor
+
+    model = epsanet.create_model("epsanet50_small").eval()
+    extractor = create_feature_extractor(model, {"layer2": "c3", "layer4": "c5"})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        features = extractor(x)
+        torch.testing.assert_close(features["c5"], model.forward_features(x))
+    assert features["c3"].shape == (1, 512, 8, 8)

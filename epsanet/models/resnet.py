@@ -12,18 +12,22 @@ import math
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
-from timm.layers import create_aa
+from timm.layers import create_aa, register_notrace_module
 from timm.models import build_model_with_cfg
 from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
 from ..hub import download_progress
-from ..layers import create_attention, get_attention
+from ..layers import PSAModule, create_attention, get_attention
 
 __all__ = ["Bottleneck", "ResNet"]
 
 AttnKwargs = Union[Dict[str, Any], Sequence[Dict[str, Any]]]
+
+# torch.fx feature extraction (timm, torchvision) treats the fast PSA as one leaf: its forward
+# picks a computation from the input's device, dtype and grad mode, which symbolic tracing cannot follow.
+register_notrace_module(PSAModule)
 
 
 class Bottleneck(nn.Module):
