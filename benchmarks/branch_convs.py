@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from epsanet.layers.psa import branch_conv_plan, grouped_conv2d
+from epsanet.layers.psa import branch_conv_plan, grouped_conv2d, merged_group_count
 
 SMALL, LARGE = (1, 4, 8, 16), (32, 32, 32, 32)
 KERNELS = (3, 5, 7, 9)
@@ -34,10 +34,7 @@ def methods(in_channels: int, groups: int):
     in_per_group = in_channels // groups
     found = {("native", groups), ("depthwise", groups)}
     for width in (16, 32):
-        merged = groups
-        while merged % 2 == 0 and (groups // merged) * in_per_group < width:
-            merged //= 2
-        found.add(("native", merged))
+        found.add(("native", merged_group_count(groups, in_per_group, width)))
     return sorted(found, key=lambda m: (m[0], -m[1]))
 
 

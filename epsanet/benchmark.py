@@ -24,6 +24,7 @@ import torchvision
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from ._files import atomic_file
 from .layers import PSAModule
 from .models import create_model
 from .stats import count_macs, count_params
@@ -266,14 +267,11 @@ def save_chart(cands: Sequence[Candidate], settings: Sequence[Setting], results,
     ax.set_ylabel(f"speed relative to {cands[0].label}")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_file(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def as_json(cands: Sequence[Candidate], settings: Sequence[Setting], results, img_size: int, device: str) -> Dict:

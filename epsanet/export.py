@@ -10,7 +10,6 @@ to the destination, then moved into place.
 """
 import copy
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ._files import atomic_file
 from .models.resnet import Bottleneck, ResNet
 
 __all__ = ["fuse_batchnorm", "export_onnx", "check_onnx", "export_torchscript"]
@@ -48,31 +48,17 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return fused
 
 
-def _atomic_target(path: PathLike, suffix: str) -> Path:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def export_onnx(model: nn.Module, path: PathLike, img_size: int = 224, opset_version: int = 18) -> Path:
     """Write ``model`` (put in eval mode) as ONNX with a dynamic batch size, for
     ``img_size`` x ``img_size`` RGB input named ``input`` and output named ``logits``."""
     model.eval()
     x = torch.randn(2, 3, img_size, img_size, dtype=next(model.parameters()).dtype)
-    tmp = _atomic_target(path, ".onnx")
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
-                opset_version=opset_version, dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-                external_data=False,
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, ".onnx") as tmp, torch.no_grad():
+        torch.onnx.export(
+            model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
+            opset_version=opset_version, dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            external_data=False,
+        )
     return Path(path)
 
 
@@ -95,10 +81,6 @@ def check_onnx(model: nn.Module, path: PathLike, x: torch.Tensor) -> float:
 def export_torchscript(model: nn.Module, path: PathLike) -> Path:
     """Script ``model`` (put in eval mode) with ``torch.jit.script`` and save it."""
     scripted = torch.jit.script(model.eval())
-    tmp = _atomic_target(path, ".pt")
-    try:
+    with atomic_file(path, ".pt") as tmp:
         scripted.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return Path(path)

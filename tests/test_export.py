@@ -4,11 +4,9 @@ import torch
 from torch import nn
 
 import epsanet
+from conftest import relative_error
 from epsanet.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
 
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.double() - expected.double()).norm() / expected.double().norm()).item()
 
 
 def trained_looking(name: str) -> nn.Module:

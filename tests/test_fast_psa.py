@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import epsanet
+from conftest import relative_error
 from epsanet.layers import PSAModule, ReferencePSAModule
 from epsanet.layers.psa import branch_conv_plan, grouped_conv2d
 
@@ -21,9 +22,6 @@ SHAPES = [
     (256, LARGE, 9, 2, 1),
 ]
 
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.double() - expected.double()).norm() / expected.double().norm()).item()
 
 
 def twin_modules(in_channels, groups, stride, dtype=torch.float32):

@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from .._files import atomic_file
 from ..benchmark import as_json, candidates, default_settings, format_table, machine_info, run_benchmark, save_chart
 
 
@@ -23,13 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--json", metavar="PATH", help="also write the results, with the machine, as JSON")
     parser.add_argument("--chart", metavar="PATH", help="also write a PNG bar chart of the ratios")
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                             log=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_table(cands, settings, results))
     if args.json:
-        _write_atomically(args.json, json.dumps(as_json(cands, settings, results, args.img_size, args.device), indent=2))
+        with atomic_file(args.json, ".json") as tmp:
+            tmp.write_text(json.dumps(as_json(cands, settings, results, args.img_size, args.device), indent=2))
     if args.chart:
         save_chart(cands, settings, results, args.chart)
     return 0

@@ -25,9 +25,10 @@ from torch import nn
 from .se import SEModule
 
 __all__ = [
-    "PSAModule", "ReferencePSAModule", "branch_conv_plan", "grouped_conv2d", "merge_groups",
+    "PSAModule", "ReferencePSAModule", "branch_conv_plan", "grouped_conv2d", "merge_groups", "merged_group_count",
     "depthwise_weight",
 ]
+
 
 def branch_conv_plan(
     in_per_group: int, out_per_group: int, groups: int, kernel_size: int, device_type: str, dtype: torch.dtype
@@ -39,8 +40,8 @@ def branch_conv_plan(
     (a depthwise convolution and a sum over each group's input channels, see
     :func:`grouped_conv2d`). All give the same result up to float rounding.
 
-    The rule comes from measurements on CPU (AVX-512 and AMX, oneDNN 3; the numbers are in the
-    README): oneDNN runs grouped convolutions whose groups are narrower than its vector block
+    The rule comes from measurements on CPU (AVX-512 and AMX, oneDNN 3;
+    ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups are narrower than its vector block
     (16 float32 or 32 bfloat16 channels) on padded blocks or im2col GEMM, at 3-12x below the
     throughput of wide groups. So thin groups are merged until each reads one block of input
     channels: the zeros this adds cost less than the padding they replace. In float32, groups
@@ -57,10 +58,16 @@ def branch_conv_plan(
         return "native", groups
     if dtype == torch.float32 and out_per_group == 1 and kernel_size >= 7:
         return "depthwise", groups
+    return "native", merged_group_count(groups, in_per_group, block)
+
+
+def merged_group_count(groups: int, in_per_group: int, width: int) -> int:
+    """The group count after merging pairs of groups until each reads ``width`` input channels
+    (or no even count is left)."""
     merged = groups
-    while merged % 2 == 0 and (groups // merged) * in_per_group < block:
+    while merged % 2 == 0 and (groups // merged) * in_per_group < width:
         merged = merged // 2
-    return "native", merged
+    return merged
 
 
 def merge_groups(weight: torch.Tensor, groups: int, new_groups: int) -> torch.Tensor:
