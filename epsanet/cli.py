@@ -6,9 +6,9 @@ errors a user can fix are printed as one line (``epsanet: error: ...``), never a
 import argparse
 import importlib
 import sys
+from typing import List, Optional
 
 import huggingface_hub.utils
-from typing import List, Optional
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -16,6 +16,8 @@ COMMANDS = {
     "weights": ("epsanet.commands.weights", "list the catalogue of pretrained weights"),
     "convert": ("epsanet.commands.convert", "convert a checkpoint (official, timm, torchvision) into a hub folder"),
     "publish": ("epsanet.commands.publish", "upload a hub folder to the Hugging Face Hub"),
+    "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
+    "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
 }
 
 # Exceptions that carry a message meant for the user.

@@ -34,6 +34,11 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(HF_ROOT, ignore_errors=True)
 
 
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected||, computed in float64."""
+    return ((actual.double() - expected.double()).norm() / expected.double().norm()).item()
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     """Every test starts from the same random state."""
