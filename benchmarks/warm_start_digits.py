@@ -34,11 +34,12 @@ from safetensors.torch import load_file, save_file
 from sklearn.datasets import load_digits
 
 import epsanet
+from epsanet._files import atomic_file
 
 VARIANTS = {
     "random": "random initialisation",
-    "transplant": "epsanet.transplant (PSA branches from the 3x3 kernels)",
-    "transplant-no-psa": "epsanet.transplant(psa_from_3x3=False): matching tensors only",
+    "transplant": "epsanet.transplant",
+    "transplant-no-psa": "epsanet.transplant(psa_from_3x3=False): PSA branches not initialised",
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -110,8 +111,8 @@ def source_weights(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor) -
         state = resnet.state_dict()
         if args.source_cache:
             os.makedirs(os.path.dirname(args.source_cache) or ".", exist_ok=True)
-            save_file(state, f"{args.source_cache}.partial")
-            os.replace(f"{args.source_cache}.partial", args.source_cache)
+            with atomic_file(args.source_cache) as tmp:
+                save_file(state, tmp)
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
 
 
@@ -171,10 +172,8 @@ def main() -> None:
         print(f"| {r['model']} | {VARIANTS[r['init']]} | {r['steps']} | {r['mean']:.1f} ± {r['std']:.1f} | "
               f"{', '.join(f'{a:.1f}' for a in r['accuracies'])} |")
     if args.json:
-        partial = f"{args.json}.partial"
-        with open(partial, "w") as f:
-            json.dump({"args": vars(args), "results": rows}, f, indent=2)
-        os.replace(partial, args.json)
+        with atomic_file(args.json) as tmp:
+            tmp.write_text(json.dumps({"args": vars(args), "results": rows}, indent=2))
 
 
 if __name__ == "__main__":
