@@ -77,10 +77,11 @@ class WeightsEntry:
 
     def fetch_instructions(self) -> str:
         """One line telling a person how to get these weights into the zoo."""
+        file = self.fetch_file or "FILE"
         return (
-            f"weights {self.name} must be fetched by hand: download {self.fetch_file} from {self.fetch_url}, "
-            f"convert it with `epsanet convert {self.fetch_file} --model {self.model} --tag {self.tag} --out DIR`, "
-            f"then load DIR with epsanet.{self.model}(weights='DIR')"
+            f"weights {self.name} must be fetched by hand: download {self.fetch_file or 'the checkpoint'} from "
+            f"{self.fetch_url}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} "
+            f"--out DIR`, then load DIR with epsanet.{self.model}(weights='DIR')"
         )
 
 
@@ -102,7 +103,7 @@ def _catalogue() -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]], Tuple[Weigh
             raise ValueError(f"{CATALOGUE_PATH}: weights entry {name} needs exactly one of hf_hub_id and fetch_url")
         cfg = _cfg(defaults, models[raw["model"]], raw)
         if "fetch_url" in raw:
-            cfg["notes"] = (f"fetch by hand from {raw['fetch_url']} ({raw['fetch_file']}), then `epsanet convert`",)
+            cfg["notes"] = (f"fetch by hand from {raw['fetch_url']}, then `epsanet convert`",)
         entries.append(WeightsEntry(
             raw["model"], raw["tag"], cfg, raw.get("top1"), raw.get("top5"), raw.get("sha256"),
             raw.get("fetch_url"), raw.get("fetch_file"), raw.get("citation") or models[raw["model"]].get("citation"),
