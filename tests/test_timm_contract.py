@@ -9,7 +9,7 @@ import pytest
 import epsanet
 
 # One model per distinct block configuration keeps the default run short; -m slow runs them all.
-DEFAULT_MODELS = ["epsanet50_small", "epsanet50_large", "se_resnet50", "eca_resnet50"]
+DEFAULT_MODELS = ["epsanet50_small", "epsanet50_large", "se_resnet50", "eca_resnet50", "bam_resnet50"]
 
 
 def run_timm_model_tests(timm_tests_dir: Path, models) -> None:
