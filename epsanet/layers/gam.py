@@ -23,6 +23,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torchvision.models.shufflenetv2 import channel_shuffle
 
 __all__ = ["GAMModule"]
 
@@ -64,15 +65,11 @@ class GAMModule(nn.Module):
         self.spatial_conv2 = nn.Conv2d(hidden, channels, 7, padding=3, groups=groups, bias=False, **dd)
         self.spatial_bn2 = nn.BatchNorm2d(channels, **dd)
 
-    def _shuffle(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        return x.reshape(b, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channel = self.channel_fc2(self.channel_act(self.channel_fc1(x.permute(0, 2, 3, 1))))
         x = x * torch.sigmoid(channel.permute(0, 3, 1, 2))
         spatial = self.spatial_act(self.spatial_bn1(self.spatial_conv1(x)))
         if self.groups > 1:
-            spatial = self._shuffle(spatial)
+            spatial = channel_shuffle(spatial, self.groups)
         spatial = self.spatial_bn2(self.spatial_conv2(spatial))
         return x * torch.sigmoid(spatial)

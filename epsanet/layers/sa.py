@@ -14,6 +14,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torchvision.models.shufflenetv2 import channel_shuffle
 
 __all__ = ["ShuffleAttentionModule"]
 
@@ -63,5 +64,4 @@ class ShuffleAttentionModule(nn.Module):
         x_channel, x_spatial = grouped.chunk(2, dim=1)
         x_channel = x_channel * torch.sigmoid(self.cweight * x_channel.mean((2, 3), keepdim=True) + self.cbias)
         x_spatial = x_spatial * torch.sigmoid(self.sweight * self.gn(x_spatial) + self.sbias)
-        out = torch.cat((x_channel, x_spatial), 1).reshape(b, 2, c // 2, h, w)
-        return out.transpose(1, 2).reshape(b, c, h, w)  # channel shuffle with 2 groups
+        return channel_shuffle(torch.cat((x_channel, x_spatial), 1).reshape(b, c, h, w), 2)
