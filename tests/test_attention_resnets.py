@@ -132,6 +132,15 @@ def test_an_official_checkpoint_loads_and_computes_the_official_forward(kind, tm
         torch.testing.assert_close(model(x), expected, rtol=1e-10, atol=1e-10)
 
 
+def test_timm_pretrained_weights_may_be_an_official_checkpoint(tmp_path):
+    official = ref.random_state(ref.official_shapes("bam", RESNET50), torch.Generator().manual_seed(0))
+    path = tmp_path / "RESNET50_IMAGENET_BAM_best.pth.tar"
+    torch.save({"state_dict": {"module." + k: v.float() for k, v in official.items()}}, path)
+    model = timm.create_model("bam_resnet50", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert torch.equal(model.layer2[4].spatial_gate.dilated[1].conv.weight,
+                       official["bam2.spatial_att.gate_s.gate_s_conv_di_1.weight"].float())
+
+
 @pytest.mark.parametrize("kind, name", [("cbam", "cbam_resnet101"), ("bam", "bam_resnet101"),
                                         ("sa", "sa_resnet101"), ("sge", "sge_resnet101")])
 def test_official_resnet101_keys_map_onto_the_zoo_model(kind, name):

@@ -5,11 +5,12 @@ checkpointing, ``forward_intermediates``) built from the one :class:`Bottleneck`
 convolution can be EPSANet's PSA module and which can add an attention module after ``bn3``.
 State-dict keys follow torchvision: ``conv1, bn1, layer1..4.N.{conv1, bn1, conv2, bn2, conv3, bn3,
 downsample.0, downsample.1}, fc``; the attention module sits under its own name
-(``layer1.0.se``, ``layer1.0.eca``, ...) as in the official checkpoints.
+(``layer1.0.se``, ``layer1.0.eca``, ...) as in the official checkpoints. An attention module
+between stages (BAM) is the last entry of its stage (``layer1.3`` after three blocks).
 """
 import functools
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from timm.layers import create_aa
@@ -18,6 +19,7 @@ from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from ..checkpoint import StateDict, from_official_layout, read_state_dict
 from ..hub import download_progress
 from ..layers import PSAModule, create_attention, get_attention, list_attention
 
@@ -216,4 +218,11 @@ def _resnet(arch: str, model_args: Dict[str, Any], weights: Optional[WeightsEnum
         pretrained = True
         kwargs["pretrained_cfg"] = weights.meta["timm_name"].split(".", 1)[1]
     with download_progress(progress):
-        return build_model_with_cfg(ResNet, arch, pretrained, **dict(model_args, **kwargs))
+        return build_model_with_cfg(ResNet, arch, pretrained, pretrained_filter_fn=_accept_official_layouts,
+                                    **dict(model_args, **kwargs))
+
+
+def _accept_official_layouts(state: Mapping[str, Any], model: nn.Module) -> StateDict:
+    """timm's ``pretrained_filter_fn``: pretrained weights may be an official training checkpoint
+    (nested under ``state_dict``, ``module.`` prefixes, official CBAM / BAM key names)."""
+    return from_official_layout(read_state_dict(state))
