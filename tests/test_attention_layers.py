@@ -44,12 +44,15 @@ def test_every_module_is_registered_beside_the_core_ones():
 
 @pytest.mark.parametrize("name", NEW_MODULES)
 @pytest.mark.parametrize("size", SIZES)
-def test_output_has_the_input_shape_at_every_size(name, size):
+def test_forward_and_backward_keep_the_input_shape_at_every_size(name, size):
     if name == "sge" and size == (1, 6):
         size = (2, 6)  # SGE normalises over positions; its own test covers a single one
-    module = create_attention(name, 128).eval()
-    x = torch.randn(2, 128, *size)
-    assert module(x).shape == x.shape
+    module = create_attention(name, 128).train()
+    x = torch.randn(2, 128, *size, requires_grad=True)
+    out = module(x)
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
 
 
 @pytest.mark.parametrize("name", NEW_MODULES)
