@@ -10,7 +10,7 @@ from .eca import ECAModule
 from .ema import EMAModule
 from .gam import GAMModule
 from .polarized import PolarizedAttentionModule, SequentialPolarizedAttentionModule
-from .psa import PSAModule
+from .psa import PSAModule, ReferencePSAModule
 from .sa import ShuffleAttentionModule
 from .se import SEModule
 from .sge import SGEModule
@@ -19,6 +19,7 @@ __all__ = ["create_attention", "list_attention", "get_attention"]
 
 _ATTENTION: Dict[str, Callable[..., nn.Module]] = {
     "psa": PSAModule,
+    "psa_reference": ReferencePSAModule,
     "se": SEModule,
     "eca": ECAModule,
     "cbam": CBAMModule,
