@@ -39,7 +39,7 @@ def official_names(module: nn.Module, renames: dict) -> dict:
 
 
 def test_every_module_is_registered_beside_the_core_ones():
-    assert set(NEW_MODULES) | {"se", "eca", "psa"} == set(list_attention())
+    assert set(NEW_MODULES) | {"se", "eca", "psa", "psa_reference"} == set(list_attention())
 
 
 @pytest.mark.parametrize("name", NEW_MODULES)
