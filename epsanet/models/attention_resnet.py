@@ -126,7 +126,6 @@ def eca_resnet101(*, weights: Optional[ECA_ResNet101_Weights] = None, progress: 
     return _resnet("eca_resnet101", model_args, weights, progress, **kwargs)
 
 
-
 @register_model
 def cbam_resnet50(*, weights: Optional[CBAM_ResNet50_Weights] = None, progress: bool = True,
                   **kwargs: Any) -> ResNet:
