@@ -10,6 +10,11 @@ Keyword arguments go to the builder (``weights``, ``num_classes``, ``drop_path_r
 dependencies = ["torch", "torchvision", "timm", "safetensors", "huggingface_hub"]
 
 from epsanet.models import (  # noqa: E402,F401
+    bam_resnet50,
+    bam_resnet101,
+    cbam_resnet50,
+    cbam_resnet101,
+    coord_resnet50,
     eca_resnet50,
     eca_resnet101,
     epsanet50,
@@ -18,6 +23,14 @@ from epsanet.models import (  # noqa: E402,F401
     epsanet101,
     epsanet101_large,
     epsanet101_small,
+    ema_resnet50,
+    gam_resnet50,
+    polarized_resnet50,
+    polarized_seq_resnet50,
+    sa_resnet50,
+    sa_resnet101,
     se_resnet50,
     se_resnet101,
+    sge_resnet50,
+    sge_resnet101,
 )

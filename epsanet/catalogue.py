@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # PretrainedCfg fields whose TOML lists become tuples, as timm writes them.
-_TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size", "mean", "std")
+_TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size", "mean", "std", "notes")
 # Catalogue fields that are not timm PretrainedCfg fields.
 _CATALOGUE_FIELDS = (
     "model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256", "citation", "metrics_source",

@@ -10,7 +10,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-__all__ = ["CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict", "mismatch"]
+__all__ = [
+    "CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict", "mismatch",
+    "from_official_layout",
+]
 
 StateDict = Dict[str, torch.Tensor]
 # Wrappers whose prefixes a saved state_dict may carry: DataParallel / DDP, torch.compile.
@@ -18,6 +21,27 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Where training scripts nest the weights inside a checkpoint dict, most specific first.
 _STATE_DICT_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 _SHOW = 5
+
+# Official CBAM / BAM checkpoints (Jongchan/attention-module) name the attention modules' parts
+# differently from the zoo: (pattern, replacement) pairs for ``re.sub``, applied to every key.
+_OFFICIAL_CBAM_KEYS = (
+    (r"\.cbam\.ChannelGate\.mlp\.1\.", ".cbam.channel_gate.fc1."),
+    (r"\.cbam\.ChannelGate\.mlp\.3\.", ".cbam.channel_gate.fc2."),
+    (r"\.cbam\.SpatialGate\.spatial\.", ".cbam.spatial_gate."),
+)
+# Inside one official ``bam<stage>.`` module.
+_OFFICIAL_BAM_KEYS = (
+    (r"^channel_att\.gate_c\.gate_c_fc_0\.", "channel_gate.fc1."),
+    (r"^channel_att\.gate_c\.gate_c_bn_1\.", "channel_gate.bn."),
+    (r"^channel_att\.gate_c\.gate_c_fc_final\.", "channel_gate.fc2."),
+    (r"^spatial_att\.gate_s\.gate_s_conv_reduce0\.", "spatial_gate.reduce.conv."),
+    (r"^spatial_att\.gate_s\.gate_s_bn_reduce0\.", "spatial_gate.reduce.bn."),
+    (r"^spatial_att\.gate_s\.gate_s_conv_di_(\d+)\.", r"spatial_gate.dilated.\1.conv."),
+    (r"^spatial_att\.gate_s\.gate_s_bn_di_(\d+)\.", r"spatial_gate.dilated.\1.bn."),
+    (r"^spatial_att\.gate_s\.gate_s_conv_final\.", "spatial_gate.project."),
+)
+_OFFICIAL_BAM = re.compile(r"^bam(\d+)\.(.+)$")
+_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
 
 
 class CheckpointMismatchError(ValueError):
@@ -69,6 +93,45 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     return state
 
 
+def from_official_layout(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """``state`` with the keys of official CBAM and BAM ResNet checkpoints renamed to the zoo's
+    layout; every other key (the zoo's own, official EPSANet, SA-Net and SGE ones, which need no
+    renaming) is kept as it is. Give it a state_dict without wrapper prefixes, as
+    :func:`read_state_dict` returns.
+
+    - CBAM: ``layerS.B.cbam.ChannelGate.mlp.{1,3}`` becomes ``layerS.B.cbam.channel_gate.fc{1,2}``
+      and ``cbam.SpatialGate.spatial.{conv,bn}`` becomes ``cbam.spatial_gate.{conv,bn}``.
+    - BAM: the official ``bamS`` runs after stage ``S``; the zoo appends it to the stage, so
+      ``bamS.*`` moves to ``layerS.<number of blocks in stage S>.*`` (``bam1`` to ``layer1.3`` in
+      a ResNet-50), with ``channel_att.gate_c.gate_c_fc_0 / gate_c_bn_1 / gate_c_fc_final``
+      becoming ``channel_gate.fc1 / bn / fc2`` and ``spatial_att.gate_s.gate_s_conv_reduce0 /
+      gate_s_bn_reduce0 / gate_s_conv_di_I / gate_s_bn_di_I / gate_s_conv_final`` becoming
+      ``spatial_gate.reduce.conv / reduce.bn / dilated.I.conv / dilated.I.bn / project``.
+    """
+    blocks: Dict[str, int] = {}
+    for key in state:
+        match = _BLOCK.match(key)
+        if match:
+            blocks[match[1]] = max(blocks.get(match[1], 0), int(match[2]) + 1)
+    renamed = {}
+    for key, value in state.items():
+        for pattern, replacement in _OFFICIAL_CBAM_KEYS:
+            key = re.sub(pattern, replacement, key)
+        match = _OFFICIAL_BAM.match(key)
+        if match:
+            stage, rest = match[1], match[2]
+            if stage not in blocks:
+                raise ValueError(
+                    f"official BAM key {key!r} follows stage {stage}, but the checkpoint has no layer{stage} "
+                    "blocks: it is not a BAM-ResNet checkpoint"
+                )
+            for pattern, replacement in _OFFICIAL_BAM_KEYS:
+                rest = re.sub(pattern, replacement, rest)
+            key = f"layer{stage}.{blocks[stage]}.{rest}"
+        renamed[key] = value
+    return renamed
+
+
 def mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> Optional[str]:
     """How ``state`` fails to fit ``model``: the first missing and unexpected keys and the shape
     conflicts, in one line; None when it has exactly the model's keys and shapes (keys in
@@ -115,13 +178,14 @@ def load_checkpoint(
     strict: bool = True,
 ) -> Tuple[List[str], List[str]]:
     """Load ``source`` into ``model``: an official ``.pth.tar`` (``{'state_dict': {'module.…'}}``),
-    a plain state_dict, a safetensors file, or a mapping.
+    a plain state_dict, a safetensors file, or a mapping. Official CBAM / BAM key names are
+    renamed to the zoo's (:func:`from_official_layout`).
 
     With ``strict`` (the default) a checkpoint that does not fit raises
     :class:`CheckpointMismatchError` listing the first missing/unexpected keys and shape
     conflicts; otherwise the matching tensors are loaded. Returns (missing, unexpected) keys.
     """
-    state = read_state_dict(source)
+    state = from_official_layout(read_state_dict(source))
     if strict:
         check_state_dict(model, state)
     else:

@@ -9,7 +9,7 @@ import pytest
 import epsanet
 
 # One model per distinct block configuration keeps the default run short; -m slow runs them all.
-DEFAULT_MODELS = ["epsanet50_small", "epsanet50_large", "se_resnet50", "eca_resnet50"]
+DEFAULT_MODELS = ["epsanet50_small", "epsanet50_large", "se_resnet50", "eca_resnet50", "bam_resnet50"]
 
 
 def run_timm_model_tests(timm_tests_dir: Path, models) -> None:
@@ -30,7 +30,7 @@ def test_timm_model_tests_pass_for_each_block_configuration(timm_tests_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(7200)  # 23 models: about an hour on 2 busy cores
 def test_timm_model_tests_pass_for_every_zoo_model(timm_tests_dir):
     run_timm_model_tests(timm_tests_dir, epsanet.list_models())
 

@@ -3,9 +3,17 @@ from typing import Callable, Dict, List
 
 from torch import nn
 
+from .bam import BAMModule
+from .cbam import CBAMModule
+from .coord import CoordAttentionModule
 from .eca import ECAModule
+from .ema import EMAModule
+from .gam import GAMModule
+from .polarized import PolarizedAttentionModule, SequentialPolarizedAttentionModule
 from .psa import PSAModule, ReferencePSAModule
+from .sa import ShuffleAttentionModule
 from .se import SEModule
+from .sge import SGEModule
 
 __all__ = ["create_attention", "list_attention", "get_attention"]
 
@@ -14,6 +22,15 @@ _ATTENTION: Dict[str, Callable[..., nn.Module]] = {
     "psa_reference": ReferencePSAModule,
     "se": SEModule,
     "eca": ECAModule,
+    "cbam": CBAMModule,
+    "bam": BAMModule,
+    "sa": ShuffleAttentionModule,
+    "polarized": PolarizedAttentionModule,
+    "polarized_seq": SequentialPolarizedAttentionModule,
+    "sge": SGEModule,
+    "coord": CoordAttentionModule,
+    "gam": GAMModule,
+    "ema": EMAModule,
 }
 
 

@@ -5,7 +5,8 @@ checkpointing, ``forward_intermediates``) built from the one :class:`Bottleneck`
 convolution can be EPSANet's PSA module and which can add an attention module after ``bn3``.
 State-dict keys follow torchvision: ``conv1, bn1, layer1..4.N.{conv1, bn1, conv2, bn2, conv3, bn3,
 downsample.0, downsample.1}, fc``; the attention module sits under its own name
-(``layer1.0.se``, ``layer1.0.eca``, ...) as in the official checkpoints.
+(``layer1.0.se``, ``layer1.0.eca``, ...) as in the official checkpoints. An attention module
+between stages (BAM) is the last entry of its stage (``layer1.3`` after three blocks).
 """
 import functools
 import math
@@ -20,9 +21,9 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from ..catalogue import canonical_model
-from ..checkpoint import check_state_dict
+from ..checkpoint import check_state_dict, from_official_layout
 from ..hub import HubError, download_progress, pretrained_state_dict, read_hub_config
-from ..layers import PSAModule, create_attention, get_attention
+from ..layers import PSAModule, create_attention, get_attention, list_attention
 
 __all__ = ["Bottleneck", "ResNet"]
 
@@ -146,7 +147,8 @@ def _stage_block(**block_kwargs: Any) -> Callable[..., Bottleneck]:
 
 
 class ResNet(_TimmResNet):
-    """ResNet whose bottlenecks can hold PSA and attention modules.
+    """ResNet whose bottlenecks can hold PSA and attention modules, with optional attention
+    between stages.
 
     Args:
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for 50 layers.
@@ -155,6 +157,11 @@ class ResNet(_TimmResNet):
         attn_layer: attention module added after every ``bn3``, by name.
         attn_kwargs: its keyword arguments: one dict for all stages, or a list of four dicts,
             one per stage (e.g. ECA-Net's per-stage kernel sizes).
+        stage_attn_layer: attention module added at the end of every stage but the last (where
+            the next stage downsamples, as BAM), by name. It is appended to the stage's
+            ``nn.Sequential`` (``layer1.3`` after three blocks), so timm's forward_features,
+            forward_intermediates, features_only and grad checkpointing include it.
+        stage_attn_kwargs: its keyword arguments.
         **kwargs: the arguments of timm's ResNet (``num_classes``, ``in_chans``, ``base_width``,
             ``global_pool``, ``drop_rate``, ``drop_path_rate``, ``output_stride``, ``norm_layer``,
             ``zero_init_last``, ``device``, ``dtype``, ...). Unknown names raise ``TypeError``.
@@ -168,15 +175,33 @@ class ResNet(_TimmResNet):
         psa_layer: str = "psa",
         attn_layer: Optional[str] = None,
         attn_kwargs: Optional[AttnKwargs] = None,
+        stage_attn_layer: Optional[str] = None,
+        stage_attn_kwargs: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
-        stage_attn_kwargs = _per_stage(attn_kwargs, len(layers))
+        block_attn_kwargs = _per_stage(attn_kwargs, len(layers))
         blocks = tuple(
             _stage_block(psa_groups=psa_groups, psa_kernel_sizes=psa_kernel_sizes, psa_layer=psa_layer,
                          attn_layer=attn_layer, attn_kwargs=stage_kwargs)
-            for stage_kwargs in stage_attn_kwargs
+            for stage_kwargs in block_attn_kwargs
         )
         super().__init__(block=blocks, layers=tuple(layers), **kwargs)
+        if stage_attn_layer:
+            dd = {"device": kwargs.get("device"), "dtype": kwargs.get("dtype")}
+            for info in self.feature_info[1:-1]:  # layer1 .. the stage before the last
+                getattr(self, info["module"]).append(
+                    create_attention(stage_attn_layer, info["num_chs"], **(stage_attn_kwargs or {}), **dd))
+
+    @torch.jit.ignore
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        """timm's initialisation (Kaiming for every convolution, zero last BatchNorm per block),
+        then the initialisation each attention module's official code gives it, where it has one
+        (its ``reset_parameters``), which timm's would otherwise overwrite."""
+        super().init_weights(zero_init_last)
+        attention_types = tuple(get_attention(name) for name in list_attention())
+        for module in self.modules():
+            if isinstance(module, attention_types) and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
 
 def _per_stage(attn_kwargs: Optional[AttnKwargs], num_stages: int) -> Tuple[Dict[str, Any], ...]:
@@ -223,7 +248,7 @@ def _resnet(arch: str, model_args: Dict[str, Any], weights: Union[WeightsEnum, s
         source_cfg = resolve_pretrained_cfg(
             arch, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
         with download_progress(progress):
-            state_dict = pretrained_state_dict(source_cfg, cache_dir=cache_dir)
+            state_dict = from_official_layout(pretrained_state_dict(source_cfg, cache_dir=cache_dir))
         # timm's load_pretrained then adapts the classifier / first conv and loads strictly. It
         # takes the weights from the cfg's state_dict, but deep-copies the cfg on the way: hand it a
         # placeholder and the weights through the filter instead.
