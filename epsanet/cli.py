@@ -11,6 +11,7 @@ from typing import List, Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+    "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
 }
 
 # Exceptions that carry a message meant for the user.
