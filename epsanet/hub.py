@@ -1,8 +1,6 @@
 """Weights on the Hugging Face Hub in timm's format: ``config.json`` + ``model.safetensors``."""
 import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
@@ -12,6 +10,8 @@ import torch
 from huggingface_hub import hf_hub_download
 from safetensors.torch import load_file
 from timm.models import save_for_hf
+
+from .atomic import atomic_directory
 
 __all__ = ["save_pretrained", "from_pretrained", "load_state_dict_from_cfg", "download_progress"]
 
@@ -42,16 +42,8 @@ def save_pretrained(model: torch.nn.Module, directory: Union[str, os.PathLike],
     directory = Path(directory)
     if model_args is None:
         model_args = dict(getattr(model, "pretrained_model_args", {}) or {}, **getattr(model, "_model_args", {}))
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
 
 

@@ -10,10 +10,9 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 from .coco_eval import CocoMetrics, evaluate
 from .data import CocoDetection, collate, detection_transforms
+from ..atomic import atomic_file
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
 from .models import DETECTORS
@@ -47,7 +47,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-images", required=True, help="validation image folder")
     data.add_argument("--val-ann", required=True, help="validation annotation file (COCO JSON)")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="fasterrcnn_fpn", choices=sorted(DETECTORS), help="detector (default: %(default)s)")
+    model.add_argument("--model", default="fasterrcnn_fpn", choices=sorted(DETECTORS),
+                       help="detector (default: %(default)s)")
     model.add_argument("--backbone", default="epsanet50_small", help="zoo model name (default: %(default)s)")
     model.add_argument("--weights-backbone", help="backbone weights: a weights name (e.g. IMAGENET1K_A1), a checkpoint "
                                                   "file or a save_pretrained folder (default: none, from scratch)")
@@ -73,9 +74,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--lr-gamma", type=float, default=0.1, help="drop factor (default: %(default)s)")
     optim.add_argument("--warmup-iters", type=int, default=1000, help="linear warmup iterations (default: %(default)s)")
     optim.add_argument("--warmup-factor", type=float, default=0.001, help="warmup start factor (default: %(default)s)")
-    optim.add_argument("--hflip-prob", type=float, default=0.5, help="horizontal flip probability (default: %(default)s)")
+    optim.add_argument("--hflip-prob", type=float, default=0.5,
+                       help="horizontal flip probability (default: %(default)s)")
     run = parser.add_argument_group("run")
-    run.add_argument("--output-dir", default="runs/detection", help="checkpoint, metrics and log (default: %(default)s)")
+    run.add_argument("--output-dir", default="runs/detection",
+                     help="checkpoint, metrics and log (default: %(default)s)")
     run.add_argument("--resume", help="checkpoint to continue from (e.g. OUTPUT_DIR/checkpoint.pth)")
     run.add_argument("--eval-every", type=int, default=1,
                      help="evaluate every N epochs, and always after the last (default: %(default)s)")
@@ -131,7 +134,8 @@ def load_detector(path: os.PathLike, map_location: Any = "cpu") -> Tuple[nn.Modu
 
 def save_checkpoint(state: Mapping[str, Any], path: os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically: to a temporary file beside it, then renamed."""
-    _write_atomically(Path(path), lambda f: torch.save(dict(state), f))
+    with atomic_file(path) as f:
+        torch.save(dict(state), f)
 
 
 def train_one_epoch(
@@ -295,7 +299,8 @@ def evaluate_checkpoint(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
 def write_metrics(metrics: Mapping[str, CocoMetrics], path: Path, **extra: Any) -> None:
     """Write ``{"bbox": {"AP": ..., ...}, "segm": {...}, **extra}`` as JSON, atomically."""
     record = {**extra, **{m.iou_type: m.metrics for m in metrics.values()}}
-    _write_atomically(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
+    with atomic_file(path) as f:
+        f.write(json.dumps(record, indent=2).encode())
 
 
 def _json_object(text: str) -> Dict[str, Any]:
@@ -370,7 +375,8 @@ def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot read checkpoint {path} ({reason}): the file is truncated or not a checkpoint") from None
+        raise ValueError(
+            f"cannot read checkpoint {path} ({reason}): the file is truncated or not a checkpoint") from None
     if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:
         raise ValueError(f"{path} is not a checkpoint of `epsanet detect train` (it has no model_config)")
     return checkpoint
@@ -379,15 +385,3 @@ def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     """``value`` with tuples as lists, as it reads back from a checkpoint or JSON."""
     return json.loads(json.dumps(value))
-
-
-def _write_atomically(path: Path, write: Callable[[Any], Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -9,8 +9,6 @@ download; its layout is the COCO one::
 """
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -18,7 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-__all__ = ["SHAPES", "make_shapes_dataset"]
+from ..atomic import atomic_directory
+
+__all__ = ["SHAPES", "make_shapes_dataset", "shapes_splits"]
 
 SHAPES = ("circle", "square", "triangle", "star")
 _MAX_OCCLUSION = 0.3  # a shape keeps at least 70% of its area visible
@@ -51,18 +51,16 @@ def make_shapes_dataset(
         raise ValueError(f"image_size must be (smallest, largest) side with 8 <= smallest <= largest, got {image_size}")
     if train_images < 1 or val_images < 1 or max_objects < 1:
         raise ValueError("train_images, val_images and max_objects must be at least 1")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        streams = np.random.SeedSequence(seed).spawn(2)
+    streams = np.random.SeedSequence(seed).spawn(2)
+    with atomic_directory(root) as staging:
         for (split, count), stream in zip((("train", train_images), ("val", val_images)), streams):
             _write_split(staging, split, count, image_size, max_objects, np.random.default_rng(stream))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    return shapes_splits(root)
+
+
+def shapes_splits(root: Union[str, os.PathLike]) -> Dict[str, Dict[str, Path]]:
+    """``{split: {"images": dir, "annotations": file}}`` of a shapes set written to ``root``."""
+    root = Path(root)
     return {split: {"images": root / split, "annotations": root / "annotations" / f"instances_{split}.json"}
             for split in ("train", "val")}
 
