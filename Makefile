@@ -4,10 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: demo test test-all install clean
+.PHONY: demo detection-demo test test-all install clean
 
 demo: install
 	$(PY) -m epsanet models
+
+detection-demo: install
+	$(PY) -m epsanet detect demo runs/detection-demo
 
 test: install
 	$(PY) -m pytest -m "not slow"

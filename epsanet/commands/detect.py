@@ -1,5 +1,6 @@
 """``epsanet detect``: fine-tune and evaluate detectors on COCO-format data, make the demo set.
 
+    epsanet detect demo runs/detection-demo      # the demo set, then the demo fine-tune on it
     epsanet detect shapes data/shapes
     epsanet detect train --train-images data/shapes/train --train-ann data/shapes/annotations/instances_train.json \
         --val-images data/shapes/val --val-ann data/shapes/annotations/instances_val.json --output-dir runs/shapes
@@ -9,16 +10,25 @@ Under torchrun (``torchrun --nproc_per_node=N -m epsanet detect train ...``) tra
 evaluation run on N processes with DDP.
 """
 import argparse
+from pathlib import Path
 
 import torch.distributed as dist
 
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
-    from ..detection.shapes import make_shapes_dataset
+    from ..detection.shapes import make_shapes_dataset, shapes_splits
 except ImportError as e:  # pycocotools comes with the `detection` extra; the other commands work without it
     MISSING = e
 else:
     MISSING = None
+
+# The demo: Faster R-CNN on epsanet50_small from scratch, small images and 128 RoIs per image
+# (a few shapes per image need no more), so that it learns in minutes on a CPU.
+DEMO_RECIPE = (
+    "--model", "fasterrcnn_fpn", "--backbone", "epsanet50_small", "--min-size", "128", "--max-size", "192",
+    "--batch-size", "4", "--lr", "0.02", "--warmup-iters", "50", "--epochs", "4", "--lr-steps", "3",
+    "--eval-every", "2", "--amp", "--detector-kwargs", '{"box_batch_size_per_image": 128}',
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="range of image sides (default: 160 224)")
     shapes.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     shapes.add_argument("--overwrite", action="store_true", help="replace ROOT if it exists")
+    demo = sub.add_parser("demo", help="write the shapes set and fine-tune Faster R-CNN on epsanet50_small on it",
+                          description="The detection demo: writes the shapes set to OUTPUT_DIR/shapes (unless it is "
+                                      "there) and fine-tunes Faster R-CNN on epsanet50_small from scratch into "
+                                      f"OUTPUT_DIR/run with `detect train {' '.join(DEMO_RECIPE)}`.")
+    demo.add_argument("output_dir", nargs="?", default="runs/detection-demo", help="default: %(default)s")
+    demo.add_argument("train_options", nargs=argparse.REMAINDER,
+                      help="after OUTPUT_DIR, `detect train` options that replace the demo's (e.g. --epochs 2)")
     add_train_arguments(sub.add_parser("train", help="fine-tune a detector on COCO-format data",
                                        description="Fine-tune a detector on COCO-format data (torchvision "
                                                    "references recipe); evaluates on the validation split."))
@@ -54,8 +71,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"{split}: {paths['images']} {paths['annotations']}")
         return 0
     try:
-        (train if args.detect_command == "train" else evaluate_checkpoint)(args)
+        if args.detect_command == "eval":
+            evaluate_checkpoint(args)
+        else:
+            train(_demo_arguments(args) if args.detect_command == "demo" else args)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _demo_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """The `detect train` arguments of the demo, on the shapes set (written first if missing)."""
+    root = Path(args.output_dir)
+    splits = shapes_splits(root / "shapes") if (root / "shapes").exists() else make_shapes_dataset(root / "shapes")
+    parser = argparse.ArgumentParser(prog="epsanet detect demo")
+    add_train_arguments(parser)
+    return parser.parse_args([
+        "--train-images", str(splits["train"]["images"]), "--train-ann", str(splits["train"]["annotations"]),
+        "--val-images", str(splits["val"]["images"]), "--val-ann", str(splits["val"]["annotations"]),
+        *DEMO_RECIPE, "--output-dir", str(root / "run"), *args.train_options,
+    ])

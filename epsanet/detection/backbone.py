@@ -78,7 +78,8 @@ def fpn_backbone(
                 "training all its layers (trainable_layers=5)"
             )
             trainable_layers = None
-        trainable_layers = (DEFAULT_TRAINABLE_LAYERS if trained else 5) if trainable_layers is None else trainable_layers
+        if trainable_layers is None:
+            trainable_layers = DEFAULT_TRAINABLE_LAYERS if trained else 5
     else:
         if weights is not None:
             raise ValueError("weights are for a backbone given by name: load them into the model you pass instead")

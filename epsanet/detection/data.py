@@ -71,7 +71,8 @@ def _check_dataset(data: Any, path: Path, require_masks: bool) -> None:
     for i, category in enumerate(data["categories"]):
         _require(category, ("id", "name"), f"categories[{i}]", fail)
         if not _is_id(category["id"]):
-            fail(f"categories[{i}] has id {category['id']!r}: category ids are positive integers (label 0 is the detectors' background)")
+            fail(f"categories[{i}] has id {category['id']!r}: category ids are positive integers "
+                 "(label 0 is the detectors' background)")
         category_ids.add(category["id"])
     image_sizes = {}
     for i, image in enumerate(data["images"]):
@@ -130,7 +131,8 @@ def _check_segmentation(segmentation: Any, size: Tuple[int, int], where: str, fa
     elif isinstance(segmentation, dict):
         width, height = size
         if segmentation.get("size") != [height, width] or "counts" not in segmentation:
-            fail(f"{where} has an RLE segmentation without 'counts' or whose 'size' is not the image's [{height}, {width}]")
+            fail(f"{where} has an RLE segmentation without 'counts' or whose 'size' is not the image's "
+                 f"[{height}, {width}]")
     else:
         fail(f"{where} has a segmentation that is neither polygons nor RLE")
 
