@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
+from torchvision.ops import box_convert
 from tqdm import tqdm
 
 __all__ = ["COCO_METRICS", "CocoMetrics", "coco_results", "summarize", "evaluate"]
@@ -25,12 +26,13 @@ IOU_TYPES = {"bbox": "boxes", "segm": "masks"}
 
 @dataclass(frozen=True)
 class CocoMetrics:
-    """One COCOeval summary: ``iou_type`` ('bbox' or 'segm'), the 12 metrics by name and
-    pycocotools' 12-line table."""
+    """One COCOeval summary: ``iou_type`` ('bbox' or 'segm'), the 12 metrics by name,
+    pycocotools' 12-line table and the number of detections scored."""
 
     iou_type: str
     metrics: Dict[str, float]
     table: str
+    detections: int
 
 
 def coco_results(image_id: int, output: Dict[str, torch.Tensor], iou_type: str) -> List[Dict[str, Any]]:
@@ -38,10 +40,9 @@ def coco_results(image_id: int, output: Dict[str, torch.Tensor], iou_type: str) 
     scores = output["scores"].float().tolist()
     labels = output["labels"].tolist()
     if iou_type == "bbox":
-        boxes = output["boxes"].float()
-        boxes[:, 2:] -= boxes[:, :2]
+        boxes = box_convert(output["boxes"].float(), "xyxy", "xywh").tolist()
         return [{"image_id": image_id, "category_id": c, "bbox": b, "score": s}
-                for c, b, s in zip(labels, boxes.tolist(), scores)]
+                for c, b, s in zip(labels, boxes, scores)]
     masks = (output["masks"][:, 0] > 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     rles = mask_utils.encode(np.asfortranarray(masks)) if len(scores) else []
     for rle in rles:
@@ -66,7 +67,7 @@ def summarize(coco_gt: COCO, results: List[Dict[str, Any]], iou_type: str) -> Co
     table = io.StringIO()
     with contextlib.redirect_stdout(table):
         evaluator.summarize()
-    return CocoMetrics(iou_type, dict(zip(COCO_METRICS, map(float, evaluator.stats))), table.getvalue())
+    return CocoMetrics(iou_type, dict(zip(COCO_METRICS, map(float, evaluator.stats))), table.getvalue(), len(results))
 
 
 @torch.inference_mode()

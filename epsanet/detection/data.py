@@ -18,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pycocotools.coco import COCO
 from torchvision import tv_tensors
+from torchvision.ops import box_convert
 from torchvision.transforms import v2
 
 __all__ = ["AnnotationError", "load_coco", "CocoDetection", "detection_transforms", "collate"]
@@ -185,8 +186,7 @@ class CocoDetection(torch.utils.data.Dataset):
         image = self._read_image(info)
         anns = [a for a in self.coco.imgToAnns[image_id] if not a["iscrowd"]]
         height, width = image.shape[-2:]
-        boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]
+        boxes = box_convert(torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4), "xywh", "xyxy")
         target: Dict[str, Any] = {
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
             "labels": torch.tensor([a["category_id"] for a in anns], dtype=torch.int64),

@@ -225,11 +225,7 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     if iterations == 0:
         raise ValueError(f"{args.train_ann} has fewer images ({len(train_set)}) than one batch per process "
                          f"({args.batch_size} x {world_size}): lower --batch-size")
-    scheduler = torch.optim.lr_scheduler.ChainedScheduler([
-        torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=args.warmup_factor if args.warmup_iters else 1.0,
-                                          total_iters=args.warmup_iters),
-        torch.optim.lr_scheduler.MultiStepLR(optimizer, [e * iterations for e in args.lr_steps], args.lr_gamma),
-    ])
+    scheduler = _schedule(optimizer, args, iterations)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     start_epoch = 0
     if checkpoint is not None:
@@ -250,8 +246,7 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     if start_epoch >= args.epochs:
         _log(f"{args.resume} already finished its {args.epochs} epochs: raise --epochs to train on")
     for epoch in range(start_epoch, args.epochs):
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
+        train_loader.sampler.set_epoch(epoch)
         started = time.perf_counter()
         losses = train_one_epoch(model, optimizer, scheduler, train_loader, device, epoch=epoch, scaler=scaler,
                                  amp_dtype=amp_dtype, progress=args.progress)
@@ -280,6 +275,16 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     return metrics
 
 
+def _schedule(optimizer: torch.optim.Optimizer, args: argparse.Namespace,
+              iterations: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per iteration: linear warmup over --warmup-iters, then x --lr-gamma at each of --lr-steps (epochs)."""
+    return torch.optim.lr_scheduler.ChainedScheduler([
+        torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=args.warmup_factor if args.warmup_iters else 1.0,
+                                          total_iters=args.warmup_iters),
+        torch.optim.lr_scheduler.MultiStepLR(optimizer, [e * iterations for e in args.lr_steps], args.lr_gamma),
+    ])
+
+
 def evaluate_checkpoint(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     """Evaluate a fine-tuned checkpoint as ``epsanet detect eval`` does; returns the metrics."""
     device = _setup_device(args.device)
@@ -297,8 +302,10 @@ def evaluate_checkpoint(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
 
 
 def write_metrics(metrics: Mapping[str, CocoMetrics], path: Path, **extra: Any) -> None:
-    """Write ``{"bbox": {"AP": ..., ...}, "segm": {...}, **extra}`` as JSON, atomically."""
-    record = {**extra, **{m.iou_type: m.metrics for m in metrics.values()}}
+    """Write ``{**extra, "bbox": {"AP": ..., ...}, "segm": {...}, "detections": {"bbox": n, ...}}``
+    as JSON, atomically."""
+    record = {**extra, **{m.iou_type: m.metrics for m in metrics.values()},
+              "detections": {m.iou_type: m.detections for m in metrics.values()}}
     with atomic_file(path) as f:
         f.write(json.dumps(record, indent=2).encode())
 
@@ -352,19 +359,17 @@ def _amp_dtype(args: argparse.Namespace, device: torch.device) -> Optional[torch
 
 
 def _loader(dataset: CocoDetection, batch_size: int, workers: int, *, train: bool, seed: int = 0) -> DataLoader:
-    """Training: shuffled full batches (a DistributedSampler under torchrun). Evaluation: every
-    image once, each process taking every world_size-th."""
+    """Training: full batches in an order drawn from (seed, epoch), each process taking its share
+    (call ``sampler.set_epoch``). Evaluation: every image once, process k taking every k-th."""
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     sampler = None
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        if train:
-            sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
-        else:
-            dataset = Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))
-    generator = torch.Generator().manual_seed(seed) if train and sampler is None else None
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler, drop_last=train,
-        num_workers=workers, collate_fn=collate, generator=generator, persistent_workers=workers > 0,
-    )
+    if train:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                     drop_last=True)
+    elif world_size > 1:
+        dataset = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
+                      collate_fn=collate, persistent_workers=workers > 0)
 
 
 def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:

@@ -30,8 +30,8 @@ _BACKBONE_DOC = """
         trainable_backbone_layers: stages to train, counted from the last (0 to 5); default 3
             with weights, all without. With weights the backbone's BatchNorm is frozen.
         progress: show a progress bar while downloading weights.
-        **kwargs: passed to torchvision's {detector} (``min_size``, ``max_size``,
-            ``box_detections_per_img``, ``image_mean``, ...).
+        **kwargs: passed to torchvision's {detector} (``min_size``, ``max_size``, ``image_mean``,
+            ``image_std``, its sampling and score thresholds, ...).
 """
 
 

@@ -13,8 +13,8 @@ def tiny(detector: str) -> dict:
     return TINY_RETINANET if detector.startswith("retinanet") else TINY_RCNN
 
 
-def tiny_cli(detector: str) -> list:
-    """The same settings as ``epsanet detect train`` options."""
-    kwargs = dict(tiny(detector))
+def tiny_cli(detector: str, **overrides) -> list:
+    """The same settings (and ``overrides``) as ``epsanet detect train`` options."""
+    kwargs = dict(tiny(detector), **overrides)
     min_size, max_size = kwargs.pop("min_size"), kwargs.pop("max_size")
     return ["--min-size", str(min_size), "--max-size", str(max_size), "--detector-kwargs", json.dumps(kwargs)]

@@ -29,7 +29,7 @@ def ground_truth_as_results(coco, iou_type):
 def test_detections_equal_to_the_annotations_score_a_perfect_coco_table(iou_type, shapes):
     coco = load_coco(shapes["val"]["annotations"])
     result = summarize(coco, ground_truth_as_results(coco, iou_type), iou_type)
-    assert list(result.metrics) == list(COCO_METRICS)
+    assert list(result.metrics) == list(COCO_METRICS) and result.detections == len(coco.anns)
     assert [result.metrics[k] for k in ("AP", "AP50", "AP75", "AR10", "AR100")] == pytest.approx([1.0] * 5)
     # -1: no object of that size; AR1 counts one detection per image, and images hold several
     assert all(v == -1.0 or v == pytest.approx(1.0) for k, v in result.metrics.items() if k != "AR1")
