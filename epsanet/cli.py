@@ -11,6 +11,8 @@ from typing import List, Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+    "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
+    "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
     "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
 }
 

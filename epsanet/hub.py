@@ -11,7 +11,7 @@ from huggingface_hub import hf_hub_download
 from safetensors.torch import load_file
 from timm.models import save_for_hf
 
-from .atomic import atomic_directory
+from ._files import atomic_directory
 
 __all__ = ["save_pretrained", "from_pretrained", "load_state_dict_from_cfg", "download_progress"]
 

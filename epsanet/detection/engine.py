@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .coco_eval import CocoMetrics, evaluate
 from .data import CocoDetection, collate, detection_transforms
-from ..atomic import atomic_file
+from .._files import atomic_file
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
 from .models import DETECTORS
@@ -134,8 +134,8 @@ def load_detector(path: os.PathLike, map_location: Any = "cpu") -> Tuple[nn.Modu
 
 def save_checkpoint(state: Mapping[str, Any], path: os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically: to a temporary file beside it, then renamed."""
-    with atomic_file(path) as f:
-        torch.save(dict(state), f)
+    with atomic_file(path) as tmp:
+        torch.save(dict(state), tmp)
 
 
 def train_one_epoch(
@@ -194,6 +194,8 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     torch.manual_seed(args.seed + rank)
     amp_dtype = _amp_dtype(args, device)
     output_dir = Path(args.output_dir)
+    if _is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
 
     masks = args.model == "maskrcnn_fpn"
     train_set = CocoDetection(args.train_images, args.train_ann, masks=masks,
@@ -306,8 +308,8 @@ def write_metrics(metrics: Mapping[str, CocoMetrics], path: Path, **extra: Any) 
     as JSON, atomically."""
     record = {**extra, **{m.iou_type: m.metrics for m in metrics.values()},
               "detections": {m.iou_type: m.detections for m in metrics.values()}}
-    with atomic_file(path) as f:
-        f.write(json.dumps(record, indent=2).encode())
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
 def _json_object(text: str) -> Dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from ..atomic import atomic_directory
+from .._files import atomic_directory
 
 __all__ = ["SHAPES", "make_shapes_dataset", "shapes_splits"]
 
