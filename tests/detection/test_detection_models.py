@@ -5,12 +5,13 @@ import pytest
 import timm
 import torch
 import torchvision
-from detection_settings import tiny
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import epsanet
 from epsanet.detection import (CocoDetection, DETECTORS, collate, detection_transforms, fasterrcnn_fpn,
                                fpn_backbone, maskrcnn_fpn, retinanet_fpn)
+
+from .detection_settings import tiny
 
 LOSSES = {
     "fasterrcnn_fpn": {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"},
