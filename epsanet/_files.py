@@ -1,6 +1,7 @@
 """Files are never left half-written: write to a temporary name next to the target, then move."""
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Union
@@ -21,3 +22,23 @@ def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Pat
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
+    """A new folder beside ``directory`` to fill in the block; it replaces ``directory`` (and
+    whatever was there) when the block succeeds, and is removed when it fails."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield staging
+        if directory.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, retired / directory.name)
+            os.replace(staging, directory)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

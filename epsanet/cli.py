@@ -18,6 +18,7 @@ COMMANDS = {
     "publish": ("epsanet.commands.publish", "upload a hub folder to the Hugging Face Hub"),
     "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
     "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
+    "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
 }
 
 # Exceptions that carry a message meant for the user.

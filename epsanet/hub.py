@@ -10,8 +10,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Tuple, Union
 
@@ -24,6 +22,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from timm.models import save_for_hf
 from timm.models._hub import generate_readme, load_model_config_from_hf, load_model_config_from_path
 
+from ._files import atomic_directory
 from .catalogue import find_weights, model_info
 from .checkpoint import read_state_dict
 
@@ -278,25 +277,6 @@ def find_citation(cfg: Mapping[str, Any]) -> Optional[str]:
     return entry.citation if entry is not None else None
 
 
-@contextlib.contextmanager
-def _staged_directory(directory: Path) -> Iterator[Path]:
-    """A temporary directory next to ``directory`` that replaces it when the block succeeds and
-    disappears when it fails, so ``directory`` is never half-written."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        yield staging
-        if directory.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            os.replace(directory, retired / directory.name)
-            os.replace(staging, directory)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Optional[Dict[str, Any]] = None,
                     model_card: Optional[Mapping[str, Any]] = None) -> Path:
     """Write ``model`` to ``directory`` in timm's hub format: ``config.json`` (``architecture``,
@@ -309,7 +289,7 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Opt
     ``details``, ``citation``, as timm's ``generate_readme`` takes them).
     """
     directory = Path(directory)
-    with _staged_directory(directory) as staging:
+    with atomic_directory(directory) as staging:
         save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
         (staging / "README.md").write_text(_model_card(model, model_card), encoding="utf-8")
     return directory

@@ -1,0 +1,158 @@
+"""COCO evaluation and fine-tuning: the metrics, the train/eval commands, checkpoints and resume."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from epsanet.cli import build_parser, main
+from epsanet.commands.detect import _demo_arguments
+from epsanet.detection import (COCO_METRICS, CocoDetection, collate, detection_transforms, fasterrcnn_fpn,
+                               load_coco, load_detector, train_one_epoch)
+from epsanet.detection.coco_eval import summarize
+
+from .detection_settings import tiny, tiny_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ground_truth_as_results(coco, iou_type):
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+             **({"bbox": a["bbox"]} if iou_type == "bbox" else {"segmentation": a["segmentation"]})}
+            for a in coco.anns.values()]
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_detections_equal_to_the_annotations_score_a_perfect_coco_table(iou_type, shapes):
+    coco = load_coco(shapes["val"]["annotations"])
+    result = summarize(coco, ground_truth_as_results(coco, iou_type), iou_type)
+    assert list(result.metrics) == list(COCO_METRICS) and result.detections == len(coco.anns)
+    assert [result.metrics[k] for k in ("AP", "AP50", "AP75", "AR10", "AR100")] == pytest.approx([1.0] * 5)
+    # -1: no object of that size; AR1 counts one detection per image, and images hold several
+    assert all(v == -1.0 or v == pytest.approx(1.0) for k, v in result.metrics.items() if k != "AR1")
+    assert 0 < result.metrics["AR1"] < 1
+    lines = result.table.splitlines()
+    assert len(lines) == 12 and lines[0].startswith(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all")
+
+
+def test_no_detections_score_zero(shapes):
+    coco = load_coco(shapes["val"]["annotations"])
+    result = summarize(coco, [], "bbox")
+    assert result.metrics["AP"] == result.metrics["AR100"] == 0.0
+
+
+def run_script(script, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # as the one_thread fixture
+    done = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(shapes, tmp_path_factory):
+    """One epoch of Mask R-CNN on epsanet50_small with AMP, then a second one resumed from the
+    checkpoint by train/train_detection.py."""
+    out = tmp_path_factory.mktemp("run")
+    data = ["--train-images", str(shapes["train"]["images"]), "--train-ann", str(shapes["train"]["annotations"]),
+            "--val-images", str(shapes["val"]["images"]), "--val-ann", str(shapes["val"]["annotations"])]
+    args = [*data, "--model", "maskrcnn_fpn", *tiny_cli("maskrcnn_fpn"), "--batch-size", "4", "--lr", "0.01",
+            "--warmup-iters", "2", "--lr-steps", "8", "--amp", "--workers", "0", "--no-progress",
+            "--output-dir", str(out)]
+    assert main(["detect", "train", *args, "--epochs", "1"]) == 0
+    first = torch.load(out / "checkpoint.pth", weights_only=True)
+    resumed = run_script("train/train_detection.py", *args, "--epochs", "2", "--resume", str(out / "checkpoint.pth"))
+    return out, first, resumed
+
+
+def test_a_short_fine_tune_lowers_the_loss(shapes):
+    model = fasterrcnn_fpn("epsanet50_small", num_classes=5, **tiny("fasterrcnn_fpn"))
+    dataset = CocoDetection(shapes["train"]["images"], shapes["train"]["annotations"],
+                            transforms=detection_transforms(train=True))
+    images, targets = collate([dataset[i] for i in range(4)])
+    model.train()
+    with torch.no_grad():
+        initial = sum(model(list(images), list(targets)).values()).item()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    for epoch in range(2):
+        losses = train_one_epoch(model, optimizer, scheduler, [(images, targets)] * 3, torch.device("cpu"),
+                                 epoch=epoch)
+    assert losses["loss"] < 0.75 * initial
+    assert losses["loss_classifier"] < losses["loss"]
+
+
+def test_the_log_records_every_epoch_across_a_resume(fine_tuned):
+    out, _, _ = fine_tuned
+    epochs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert all(math.isfinite(e["loss"]) and "bbox_AP50" in e and "segm_AP50" in e for e in epochs)
+
+
+def test_each_evaluation_saves_the_12_box_and_mask_metrics_and_prints_their_tables(fine_tuned):
+    out, _, resumed = fine_tuned
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epoch"] == 1
+    assert list(metrics["bbox"]) == list(COCO_METRICS) and list(metrics["segm"]) == list(COCO_METRICS)
+    assert all(-1 <= v <= 1 for kind in ("bbox", "segm") for v in metrics[kind].values())
+    assert resumed.stdout.count("Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]") == 2
+
+
+def test_resume_continues_from_the_checkpoint_with_its_optimizer_and_schedule(fine_tuned):
+    out, first, _ = fine_tuned
+    second = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert (first["epoch"], second["epoch"]) == (0, 1)
+    iterations = [c["lr_scheduler"]["_schedulers"][1]["last_epoch"] for c in (first, second)]
+    assert iterations == [2, 4]  # 8 images in batches of 4 per epoch
+    assert second["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)  # warmup over, no step before 8
+    assert first["optimizer"]["state"].keys() == second["optimizer"]["state"].keys() != set()
+    assert second["model_config"] == first["model_config"]
+    assert [c["name"] for c in second["categories"]] == ["circle", "square", "triangle", "star"]
+
+
+def test_the_eval_script_reproduces_the_saved_metrics_of_a_checkpoint(fine_tuned, shapes, tmp_path):
+    out, _, _ = fine_tuned
+    run_script("eval/eval_detection.py", str(out / "checkpoint.pth"), "--images", str(shapes["val"]["images"]),
+               "--ann", str(shapes["val"]["annotations"]), "--amp", "--workers", "0", "--batch-size", "4",
+               "--output", str(tmp_path / "metrics.json"))
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads((out / "metrics.json").read_text())
+
+
+def test_load_detector_rebuilds_the_fine_tuned_model(fine_tuned):
+    out, _, _ = fine_tuned
+    model, checkpoint = load_detector(out / "checkpoint.pth")
+    assert type(model).__name__ == "MaskRCNN" and model.roi_heads.box_predictor.cls_score.out_features == 5
+    assert all(torch.equal(v, checkpoint["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_resuming_with_another_model_is_a_clear_error(fine_tuned, shapes, capsys):
+    out, _, _ = fine_tuned
+    code = main(["detect", "train", "--train-images", str(shapes["train"]["images"]),
+                 "--train-ann", str(shapes["train"]["annotations"]), "--val-images", str(shapes["val"]["images"]),
+                 "--val-ann", str(shapes["val"]["annotations"]), "--model", "fasterrcnn_fpn",
+                 "--resume", str(out / "checkpoint.pth"), "--output-dir", str(out / "other")])
+    assert code == 2
+    assert "was trained with another model" in capsys.readouterr().err
+
+
+def test_a_truncated_checkpoint_is_a_one_line_error(fine_tuned, tmp_path, capsys):
+    out, _, _ = fine_tuned
+    truncated = tmp_path / "checkpoint.pth"
+    with open(out / "checkpoint.pth", "rb") as f:
+        truncated.write_bytes(f.read(1000))
+    assert main(["detect", "eval", str(truncated), "--images", ".", "--ann", "x.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read checkpoint {truncated}" in err
+
+
+def test_the_demo_trains_its_recipe_on_the_shapes_set_with_overrides(shapes, tmp_path):
+    (tmp_path / "shapes").symlink_to(shapes["train"]["images"].parent)
+    args = _demo_arguments(build_parser().parse_args(["detect", "demo", str(tmp_path), "--epochs", "1"]))
+    assert (args.model, args.backbone, args.epochs, args.lr, args.amp) == ("fasterrcnn_fpn", "epsanet50_small", 1,
+                                                                          0.02, True)
+    assert (args.train_ann, args.val_images) == (str(tmp_path / "shapes" / "annotations" / "instances_train.json"),
+                                                 str(tmp_path / "shapes" / "val"))
+    assert args.output_dir == str(tmp_path / "run")
