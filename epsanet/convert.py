@@ -1,12 +1,14 @@
 """Converters: checkpoints of other code bases into hub folders (``epsanet convert``).
 
 A checkpoint is read safely (``weights_only=True`` or safetensors), unwrapped (``state_dict`` /
-``model``, ``module.`` prefixes), recognised by its keys (never by an ``arch`` field: ECA-Net's
+``model``, ``module.`` prefixes; official CBAM / BAM key names renamed by
+:func:`epsanet.checkpoint.from_official_layout`), recognised by its keys (never by an ``arch`` field: ECA-Net's
 released ``eca_resnet50_k3557.pth.tar`` says ``se_resnet50``), loaded strictly into the named
 zoo model and written with :func:`epsanet.save_pretrained`. A plain ResNet fits no attention
 model exactly: it is transplanted (:func:`epsanet.transplant`) only when asked to.
 """
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
@@ -14,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Union
 import torch
 
 from .catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
-from .checkpoint import CheckpointMismatchError, mismatch, read_state_dict
+from .checkpoint import CheckpointMismatchError, from_official_layout, mismatch, read_state_dict
 from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of
 from .models import create_model, get_model_builder, list_models
 from .transplant import TransplantReport, transplant
@@ -28,13 +30,24 @@ def _has(fragment: str) -> Callable[[StateDict], bool]:
     return lambda state: any(fragment in key for key in state)
 
 
-# Checkpoint layouts recognised by their keys: name -> (description, test). All of them use
-# torchvision's ResNet names, which the zoo keeps, so they load without renaming.
+_PLAIN_RESNET_KEY = re.compile(r"(conv1|bn1|fc|layer\d+\.\d+\.(conv[123]|bn[123]|downsample\.[01]))\.")
+
+
+def _is_plain_resnet(state: StateDict) -> bool:
+    return any(".conv3." in key for key in state) and all(_PLAIN_RESNET_KEY.match(key) for key in state)
+
+
+# Checkpoint layouts recognised by their keys (after from_official_layout): name -> (description,
+# test). All of them use torchvision's ResNet names, which the zoo keeps.
 LAYOUTS: Dict[str, tuple] = {
     "epsanet": ("an official EPSANet checkpoint (murufeng/EPSANet)", _has(".conv2.conv_1.weight")),
     "eca": ("an official ECA-Net checkpoint (BangguWu/ECANet)", _has(".eca.conv.weight")),
+    "cbam": ("an official CBAM-ResNet checkpoint (Jongchan/attention-module)", _has(".cbam.channel_gate.")),
+    "bam": ("an official BAM-ResNet checkpoint (Jongchan/attention-module)", _has(".spatial_gate.dilated.")),
+    "sge": ("an official SGE-ResNet checkpoint (implus/PytorchInsight)", _has(".sge.weight")),
+    "sa": ("an official SA-ResNet checkpoint (wofmanaf/SA-Net)", _has(".sa.cweight")),
     "se": ("an SE-ResNet in timm's seresnet layout", _has(".se.fc1.weight")),
-    "resnet": ("a plain bottleneck ResNet (torchvision / timm)", _has(".conv3.weight")),
+    "resnet": ("a plain bottleneck ResNet (torchvision / timm)", _is_plain_resnet),
 }
 
 
@@ -75,7 +88,7 @@ def _read_source(source: Union[str, os.PathLike], cache_dir: Optional[Union[str,
         if actual != expected:
             raise HubError(f"{name} is not the file of {entry.name} (sha256 {actual[:12]}..., the catalogue says "
                            f"{expected[:12]}...): download it again from {entry.fetch_url or entry.source}")
-    return read_state_dict(source)
+    return from_official_layout(read_state_dict(source))
 
 
 def _models_that_fit(state: StateDict, num_classes: int) -> List[str]:

@@ -9,6 +9,7 @@ import torchvision
 from safetensors.torch import load_file
 
 import epsanet
+import official_reference as ref
 from conftest import OFFICIAL
 from epsanet.cli import main
 from epsanet.convert import convert_checkpoint, detect_layout
@@ -150,3 +151,16 @@ def test_unreadable_sources_are_one_line_errors_and_leave_nothing_behind(tmp_pat
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind, model", [("cbam", "cbam_resnet50"), ("bam", "bam_resnet50"), ("sge", "sge_resnet50")])
+def test_official_attention_resnet_checkpoints_convert_into_their_catalogue_entry(kind, model, tmp_path):
+    official = ref.random_state(ref.official_shapes(kind, (3, 4, 6, 3)), torch.Generator().manual_seed(0))
+    path = tmp_path / f"{kind}.pth.tar"
+    torch.save({"epoch": 90, "arch": "resnet", "state_dict": {f"module.{k}": v.float() for k, v in official.items()}},
+               path)
+    conversion = convert_checkpoint(path, model, tmp_path / "out", tag="official_in1k")
+    assert conversion.layout == kind and conversion.name == f"{model}.official_in1k"
+    loaded = epsanet.create_model(model)
+    epsanet.load_checkpoint(loaded, path)
+    assert outputs_equal(epsanet.from_pretrained(tmp_path / "out"), loaded)
