@@ -184,8 +184,8 @@ def test_torchvision_get_model_weights_finds_every_new_enum():
 
 
 def test_asking_for_weights_that_do_not_exist_yet_says_so():
-    with pytest.raises(ValueError, match="no pretrained weights exist for BAM_ResNet50_Weights yet"):
-        epsanet.bam_resnet50(weights="IMAGENET1K_V1")
+    with pytest.raises(ValueError, match="no pretrained weights exist for Coord_ResNet50_Weights yet"):
+        epsanet.coord_resnet50(weights="IMAGENET1K_V1")
 
 
 def test_timm_create_model_builds_them_with_the_usual_arguments():
