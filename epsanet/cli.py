@@ -11,6 +11,9 @@ from typing import List, Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+    "train": ("epsanet.commands.train", "train a model (no arguments: EPSANet-50 on the built-in digits)"),
+    "eval": ("epsanet.commands.eval", "evaluate a model: top-1/top-5, per class, confusion matrix, images/s"),
+    "demo": ("epsanet.commands.demo", "the main job: train on the built-in digits, export, reload, check"),
 }
 
 # Exceptions that carry a message meant for the user.
