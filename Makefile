@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 .PHONY: demo test test-all install clean
 
 demo: install
-	$(PY) -m epsanet models
+	$(PY) -m epsanet demo
 
 test: install
 	$(PY) -m pytest -m "not slow"
@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,train]'
 	touch $@
 
 clean:
