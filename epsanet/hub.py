@@ -1,5 +1,6 @@
 """Weights on the Hugging Face Hub in timm's format: ``config.json`` + ``model.safetensors``."""
 import contextlib
+import copy
 import os
 import shutil
 import tempfile
@@ -40,6 +41,8 @@ def save_pretrained(model: torch.nn.Module, directory: Union[str, os.PathLike],
     arguments needed to rebuild it, e.g. ``{"num_classes": 10}``.
     """
     directory = Path(directory)
+    if any(not t.is_contiguous() for t in model.state_dict().values()):  # channels_last: safetensors needs contiguous
+        model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     if model_args is None:
         model_args = dict(getattr(model, "pretrained_model_args", {}) or {}, **getattr(model, "_model_args", {}))
     directory.parent.mkdir(parents=True, exist_ok=True)
