@@ -7,10 +7,10 @@
     report = evaluate_model(str(result.best_dir), "digits")      # top-1/top-5, per class, img/s
 """
 from .config import RECIPES, TrainConfig, add_train_arguments, resolve_config
-from .engine import NonFiniteLossError, TrainResult, train
+from .engine import NonFiniteError, TrainResult, train
 from .evaluate import EvalResult, evaluate, evaluate_model
 
 __all__ = [
-    "RECIPES", "TrainConfig", "add_train_arguments", "resolve_config", "NonFiniteLossError", "TrainResult",
+    "RECIPES", "TrainConfig", "add_train_arguments", "resolve_config", "NonFiniteError", "TrainResult",
     "train", "EvalResult", "evaluate", "evaluate_model",
 ]

@@ -34,7 +34,7 @@ from .models import create_model_for_training, record_preprocessing
 from .reporting import MetricsLog, plot_curves, write_json
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state, save_checkpoint
 
-__all__ = ["train", "TrainResult", "NonFiniteLossError", "build_transforms", "build_optimizer", "build_scheduler",
+__all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
            "build_criterion"]
 
 CHECKPOINT = "last.pth"
@@ -43,8 +43,8 @@ BEST = "best"
 _RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt"}
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+class NonFiniteError(RuntimeError):
+    """The training loss or the weights became NaN or infinite."""
 
 
 @dataclass
@@ -195,8 +195,15 @@ class _Run:
             self._log(f"resuming {path} with changed options: "
                       + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
         self.model.load_state_dict(state["model"])
+        # The optimizer's moments come from the checkpoint, its hyperparameters from the
+        # configuration; timm's schedulers are functions of the epoch or step built from the
+        # configuration too, so options changed on resume (--lr, --epochs...) take effect.
+        hyperparameters = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        for group, values in zip(self.optimizer.param_groups, hyperparameters):
+            group.update(values)
+        self.scheduler.step(state["epoch"])
+        self.scheduler.step_update(state["epoch"] * self.updates_per_epoch)
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state["model_ema"] is not None:
             self.ema.load_state_dict(state["model_ema"])
@@ -274,6 +281,9 @@ class _Run:
         set_loader_epoch(self.train_loader, epoch, config.seed, env.rank)
         train_loss, images, skipped = self._train_epoch(epoch)
         train_seconds = time.perf_counter() - start
+        if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
+            self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
+                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")
@@ -361,11 +371,11 @@ class _Run:
         the loss is not finite (every process sees the same sum, so all stop together)."""
         loss_sum, seen = all_reduce_sum(running.clone(), self.env).tolist()
         if not math.isfinite(loss_sum):
-            last = self.out / CHECKPOINT
-            kept = f"the last good checkpoint is {last} (after epoch {epoch})" if epoch > 0 \
-                else "no checkpoint was written yet"
-            raise NonFiniteLossError(
-                f"the training loss became {loss_sum} in epoch {epoch + 1} by step {step + 1}: {kept}; lower --lr, "
-                "add --clip-grad, or turn off --amp fp16, then continue with --resume"
-            )
+            self._stop(epoch, f"the training loss became {loss_sum} by step {step + 1} (lower --lr, add --clip-grad, "
+                              "or turn off --amp fp16)")
         return loss_sum, seen
+
+    def _stop(self, epoch: int, problem: str) -> None:
+        kept = f"the last good checkpoint is {self.out / CHECKPOINT} (after epoch {epoch})" if epoch > 0 \
+            else "no checkpoint was written"
+        raise NonFiniteError(f"epoch {epoch + 1}: {problem}; {kept}, continue from it with --resume")
