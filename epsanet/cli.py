@@ -11,6 +11,8 @@ from typing import List, Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
+    "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
+    "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
     "train": ("epsanet.commands.train", "train a model (no arguments: EPSANet-50 on the built-in digits)"),
     "eval": ("epsanet.commands.eval", "evaluate a model: top-1/top-5, per class, confusion matrix, images/s"),
     "demo": ("epsanet.commands.demo", "the main job: train on the built-in digits, export, reload, check"),

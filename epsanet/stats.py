@@ -15,14 +15,19 @@ def count_params(model: nn.Module) -> int:
 
 def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)) -> int:
     """Multiply-accumulates of one forward pass of a single image of ``input_size`` (C, H, W), as
-    counted by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2)."""
+    counted by :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2).
+
+    The model runs on the meta device (no computation, no copy of the weights), so the count is
+    the architecture's, not that of a device-specific rewrite such as the fast PSA's merged
+    groups."""
     param = next(model.parameters())
-    x = torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)
+    meta = {name: torch.empty_like(t, device="meta") for name, t in (*model.named_parameters(), *model.named_buffers())}
+    x = torch.zeros(1, *input_size, device="meta", dtype=param.dtype)
     was_training = model.training
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
+            torch.func.functional_call(model, meta, (x,))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2

@@ -15,6 +15,11 @@ OFFICIAL = DATA / "official_epsanet"
 CACHE = Path(os.environ.get("EPSANET_TEST_CACHE", Path.home() / ".cache" / "epsanet-tests"))
 
 
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected||, computed in float64."""
+    return ((actual.double() - expected.double()).norm() / expected.double().norm()).item()
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     """Every test starts from the same random state."""

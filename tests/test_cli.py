@@ -15,3 +15,46 @@ def test_a_bad_pattern_is_a_one_line_error(capsys):
     assert main(["models", "resnet*"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no model matches 'resnet*'" in err
+
+
+def test_bench_prints_one_table_with_ratios_and_writes_json_and_a_chart(capsys, tmp_path):
+    args = ["bench", "epsanet50_small", "--img-size", "32", "--batch-sizes", "1", "--train-batch-size", "2",
+            "--repeats", "1", "--warmup", "0", "--threads", "1",
+            "--json", str(tmp_path / "bench.json"), "--chart", str(tmp_path / "bench.png")]
+    assert main(args) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert table[0].startswith("| model | params (M) | GMACs | fp32 b1 ms | bf16+cl b1 ms | train fp32 b2 img/s |")
+    assert [row.split(" | ")[0] for row in table[2:]] == [
+        "| resnet50 (torchvision)", "| epsanet50_small", "| epsanet50_small (reference PSA)"]
+    assert "x resnet50, " in table[3] and "x ref)" in table[3]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["machine"]["threads"] == 1 and report["img_size"] == 32
+    fast = report["models"][1]
+    assert fast["params"] == 22_561_715 and fast["reference"] == "epsanet50_small (reference PSA)"
+    assert set(fast["results"]) == {"fp32 b1", "bf16+cl b1", "train fp32 b2"}
+    assert all(r["images_per_s"] > 0 and r["peak_mb"] > 0 and r["vs_reference"] > 0 for r in fast["results"].values())
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.png"]
+
+
+def test_bench_with_an_unknown_model_is_a_one_line_error(capsys):
+    assert main(["bench", "epsanet51"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model 'epsanet51'" in err
+
+
+def test_export_writes_a_torchscript_model_with_folded_batchnorms(capsys, tmp_path):
+    import torch
+
+    assert main(["export", "se_resnet50", str(tmp_path / "m.pt"), "--num-classes", "7"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    assert loaded(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    names = {m.original_name for m in loaded.modules()}
+    assert "Conv2d" in names and "BatchNorm2d" not in names
+
+
+def test_export_to_an_unknown_format_is_a_one_line_error(capsys):
+    assert main(["export", "epsanet50_small", "model.tflite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "name it *.onnx (ONNX) or *.pt (TorchScript)" in err

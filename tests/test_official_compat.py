@@ -4,16 +4,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import epsanet
-from conftest import OFFICIAL
+from conftest import OFFICIAL, relative_error
 
 
 @pytest.fixture(scope="module")
 def golden():
     return load_file(OFFICIAL / "golden.safetensors")
 
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.double() - expected).norm() / expected.norm()).item()
 
 
 @pytest.mark.parametrize("arch, builder", [("epsanet50", "epsanet50_small"), ("epsanet101", "epsanet101_small")])

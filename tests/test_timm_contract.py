@@ -30,6 +30,7 @@ def test_timm_model_tests_pass_for_each_block_configuration(timm_tests_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_timm_model_tests_pass_for_every_zoo_model(timm_tests_dir):
     run_timm_model_tests(timm_tests_dir, epsanet.list_models())
 

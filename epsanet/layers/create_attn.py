@@ -4,13 +4,14 @@ from typing import Callable, Dict, List
 from torch import nn
 
 from .eca import ECAModule
-from .psa import PSAModule
+from .psa import PSAModule, ReferencePSAModule
 from .se import SEModule
 
 __all__ = ["create_attention", "list_attention", "get_attention"]
 
 _ATTENTION: Dict[str, Callable[..., nn.Module]] = {
     "psa": PSAModule,
+    "psa_reference": ReferencePSAModule,
     "se": SEModule,
     "eca": ECAModule,
 }

@@ -12,18 +12,22 @@ import math
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
-from timm.layers import create_aa
+from timm.layers import create_aa, register_notrace_module
 from timm.models import build_model_with_cfg
 from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
 from ..hub import download_progress
-from ..layers import PSAModule, create_attention
+from ..layers import PSAModule, create_attention, get_attention
 
 __all__ = ["Bottleneck", "ResNet"]
 
 AttnKwargs = Union[Dict[str, Any], Sequence[Dict[str, Any]]]
+
+# torch.fx feature extraction (timm, torchvision) treats the fast PSA as one leaf: its forward
+# picks a computation from the input's device, dtype and grad mode, which symbolic tracing cannot follow.
+register_notrace_module(PSAModule)
 
 
 class Bottleneck(nn.Module):
@@ -35,6 +39,8 @@ class Bottleneck(nn.Module):
         psa_groups: the four PSA branch group counts; when given, ``conv2`` is a
             :class:`~epsanet.layers.PSAModule` instead of a 3x3 convolution (an EPSA block).
         psa_kernel_sizes: the four PSA branch kernel sizes.
+        psa_layer: name of the PSA implementation: ``"psa"`` (the fast default) or
+            ``"psa_reference"`` (the official formulation, for comparisons); same parameters.
         attn_layer: name of an attention module (see :func:`~epsanet.layers.create_attention`)
             applied to the output of ``bn3`` before the residual add; stored under that name.
         attn_kwargs: keyword arguments for the attention module.
@@ -60,6 +66,7 @@ class Bottleneck(nn.Module):
         drop_path: Optional[nn.Module] = None,
         psa_groups: Optional[Sequence[int]] = None,
         psa_kernel_sizes: Sequence[int] = (3, 5, 7, 9),
+        psa_layer: str = "psa",
         attn_layer: Optional[str] = None,
         attn_kwargs: Optional[Dict[str, Any]] = None,
         device: Optional[torch.device] = None,
@@ -80,7 +87,7 @@ class Bottleneck(nn.Module):
         if psa_groups is not None:
             if cardinality != 1:
                 raise ValueError("a PSA bottleneck sets its groups with psa_groups: leave cardinality at 1")
-            self.conv2 = PSAModule(
+            self.conv2 = get_attention(psa_layer)(
                 first_planes, width, kernel_sizes=psa_kernel_sizes, groups=psa_groups,
                 stride=conv2_stride, dilation=first_dilation, **dd,
             )
@@ -140,7 +147,8 @@ class ResNet(_TimmResNet):
 
     Args:
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for 50 layers.
-        psa_groups, psa_kernel_sizes: make every ``conv2`` a PSA module (see :class:`Bottleneck`).
+        psa_groups, psa_kernel_sizes, psa_layer: make every ``conv2`` a PSA module (see
+            :class:`Bottleneck`).
         attn_layer: attention module added after every ``bn3``, by name.
         attn_kwargs: its keyword arguments: one dict for all stages, or a list of four dicts,
             one per stage (e.g. ECA-Net's per-stage kernel sizes).
@@ -154,13 +162,14 @@ class ResNet(_TimmResNet):
         layers: Sequence[int],
         psa_groups: Optional[Sequence[int]] = None,
         psa_kernel_sizes: Sequence[int] = (3, 5, 7, 9),
+        psa_layer: str = "psa",
         attn_layer: Optional[str] = None,
         attn_kwargs: Optional[AttnKwargs] = None,
         **kwargs: Any,
     ) -> None:
         stage_attn_kwargs = _per_stage(attn_kwargs, len(layers))
         blocks = tuple(
-            _stage_block(psa_groups=psa_groups, psa_kernel_sizes=psa_kernel_sizes,
+            _stage_block(psa_groups=psa_groups, psa_kernel_sizes=psa_kernel_sizes, psa_layer=psa_layer,
                          attn_layer=attn_layer, attn_kwargs=stage_kwargs)
             for stage_kwargs in stage_attn_kwargs
         )

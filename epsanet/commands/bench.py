@@ -1,0 +1,53 @@
+"""``epsanet bench``: zoo models against torchvision's resnet50 and the official PSA formulation,
+measured interleaved in one run (see :mod:`epsanet.benchmark`)."""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+from .._files import atomic_file
+from ..benchmark import as_json, candidates, default_settings, format_table, machine_info, run_benchmark, save_chart
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="*", default=["epsanet50_small"], help="zoo models (default: epsanet50_small)")
+    parser.add_argument("--baseline", default="resnet50", help="torchvision model of the ratios; 'none' for none (default: resnet50)")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the official PSA formulation")
+    parser.add_argument("--img-size", type=int, default=224, help="input size (default: 224)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="inference batch sizes (default: 1 16)")
+    parser.add_argument("--train-batch-size", type=int, default=8, help="training batch size; 0 skips training (default: 8)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds per setting (default: 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per model and setting (default: 3)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results, with the machine, as JSON")
+    parser.add_argument("--chart", metavar="PATH", help="also write a PNG bar chart of the ratios")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.img_size < 32:
+        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    for path in (args.json, args.chart):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+    baseline = None if args.baseline.lower() == "none" else args.baseline
+    cands = candidates(args.models, baseline, reference=not args.no_reference)
+    settings = default_settings(args.batch_sizes, args.train_batch_size)
+    info = machine_info(args.device)
+    print(f"# {info['cpu']}, {info['cores']} cores, {info['threads']} threads, torch {info['torch']}, "
+          f"load average {info.get('load_average', '?')}", file=sys.stderr)
+    results = run_benchmark(cands, settings, args.img_size, args.repeats, args.warmup, args.device,
+                            log=lambda message: print(message, file=sys.stderr, flush=True))
+    print(format_table(cands, settings, results))
+    if args.json:
+        with atomic_file(args.json, ".json") as tmp:
+            tmp.write_text(json.dumps(as_json(cands, settings, results, args.img_size, args.device), indent=2))
+    if args.chart:
+        save_chart(cands, settings, results, args.chart)
+    return 0
