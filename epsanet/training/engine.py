@@ -247,6 +247,7 @@ class _Run:
     def train(self) -> TrainResult:
         config, env = self.config, self.env
         if env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "run_config.json", dict(config.to_dict(), lr_resolved=self.lr,
                                                             classes=len(self.classes)))
         metrics = MetricsLog(self.out, self.history) if env.is_main else None

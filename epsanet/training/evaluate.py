@@ -134,6 +134,7 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
         }
         if output_dir is not None and env.is_main:
             out = Path(output_dir)
+            out.mkdir(parents=True, exist_ok=True)
             write_json(out / "results.json", report)
             if result.confusion is not None:
                 plot_confusion_matrix(result.confusion, dataset.classes, out / "confusion_matrix.png",

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .atomic import atomic_path
+from .._files import atomic_file
 
 __all__ = ["write_json", "MetricsLog", "plot_curves", "plot_confusion_matrix"]
 
@@ -17,7 +17,7 @@ PathLike = Union[str, os.PathLike]
 
 
 def _write_atomic(path: PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
@@ -105,7 +105,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], path
 def _save(fig, path: PathLike) -> Path:
     try:
         fig.tight_layout()
-        with atomic_path(path) as tmp:
+        with atomic_file(path, suffix=Path(path).suffix) as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         _pyplot().close(fig)

@@ -10,7 +10,7 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .._files import atomic_file
 
 __all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_training_checkpoint"]
 
@@ -43,7 +43,7 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> Path:
     """``torch.save`` to a temporary file next to ``path``, then rename: a kill at any moment leaves
     either the previous checkpoint or the new one, never a partial file."""
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         torch.save(state, tmp)
     return Path(path)
 
