@@ -9,7 +9,7 @@ OLAH_VENV ?= .venv-olah
 .PHONY: demo detection-demo test test-all install olah clean
 
 demo: install
-	$(PY) -m epsanet models
+	$(PY) -m epsanet demo
 
 detection-demo: install
 	$(PY) -m epsanet detect demo runs/detection-demo
@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,train]'
 	touch $@
 
 olah: $(OLAH_VENV)/.installed

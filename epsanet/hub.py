@@ -7,6 +7,7 @@ where it records one) before it is read. Every failure is a :class:`HubError`: o
 the cause and the fix.
 """
 import contextlib
+import copy
 import hashlib
 import os
 import re
@@ -289,6 +290,8 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Opt
     ``details``, ``citation``, as timm's ``generate_readme`` takes them).
     """
     directory = Path(directory)
+    if any(not t.is_contiguous() for t in model.state_dict().values()):  # channels_last: safetensors needs contiguous
+        model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     with atomic_directory(directory) as staging:
         save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
         (staging / "README.md").write_text(_model_card(model, model_card), encoding="utf-8")

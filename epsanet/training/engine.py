@@ -1,0 +1,382 @@
+"""The training loop: one process or many (torchrun), CPU or GPU, with the run folder it keeps.
+
+A run folder holds ``run_config.json`` (the resolved configuration), ``last.pth`` (checkpoint of
+the last finished epoch, rewritten atomically every epoch), ``best/`` (the best model so far as a
+hub folder: ``config.json`` + ``model.safetensors``), ``metrics.json`` / ``metrics.csv`` /
+``tensorboard/`` (per epoch, validation top-1 under ``val_top1``), ``curves.png`` and
+``summary.json`` at the end.
+"""
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+from timm.data import Mixup, create_transform, resolve_data_config
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3, distribute_bn, random_seed
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
+from ..hub import save_pretrained
+from .config import TrainConfig, lr_for
+from .distributed import Environment, all_reduce_sum, gather_objects, resolve_precision, setup_environment, \
+    teardown_environment
+from .evaluate import EvalResult, evaluate
+from .models import create_model_for_training, record_preprocessing
+from .reporting import MetricsLog, plot_curves, write_json
+from .state import capture_rng_state, load_training_checkpoint, restore_rng_state, save_checkpoint
+
+__all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
+           "build_criterion"]
+
+CHECKPOINT = "last.pth"
+BEST = "best"
+# Configuration entries that may change when resuming without changing the result.
+_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt"}
+
+
+class NonFiniteError(RuntimeError):
+    """The training loss or the weights became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the trained model (unwrapped, on its device), the best validation top-1
+    and where the run folder and the exported best model are."""
+
+    model: nn.Module
+    output_dir: Path
+    best_dir: Path
+    best_top1: float
+    best_epoch: int
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.model`` as ``config`` says (see :func:`~epsanet.training.resolve_config`).
+
+    Launched by ``torchrun``, every process calls this and the processes train together (data
+    split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
+    summed); the first process writes the run folder.
+    """
+    env = setup_environment(config.device)
+    try:
+        return _Run(config, env).train()
+    finally:
+        teardown_environment(env)
+
+
+def build_transforms(config: TrainConfig, data_config: Dict[str, Any]) -> Tuple[Callable, Callable]:
+    """timm's training transform (RandomResizedCrop, flip, optional colour jitter, auto-augment,
+    random erasing) and the evaluation transform of ``data_config`` (resize, centre crop)."""
+    train_transform = create_transform(
+        config.img_size, is_training=True, scale=config.scale, hflip=config.hflip, color_jitter=config.color_jitter,
+        auto_augment=config.auto_augment, interpolation=config.interpolation, mean=data_config["mean"],
+        std=data_config["std"], re_prob=config.reprob)
+    return train_transform, create_transform(**data_config)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """timm's optimizer ``config.opt`` at the peak learning rate; norm and bias parameters get
+    no weight decay unless ``config.decay_norm_and_bias``."""
+    return create_optimizer_v2(model, opt=config.opt, lr=lr_for(config), weight_decay=config.weight_decay,
+                               momentum=config.momentum, filter_bias_and_bn=not config.decay_norm_and_bias)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                    updates_per_epoch: int) -> Tuple[Scheduler, int]:
+    """timm's scheduler ``config.sched`` and the number of epochs to train."""
+    return create_scheduler_v2(
+        optimizer, sched=config.sched, num_epochs=config.epochs, decay_epochs=config.decay_epochs,
+        decay_rate=config.decay_rate, min_lr=config.min_lr, warmup_lr=config.warmup_lr,
+        warmup_epochs=config.warmup_epochs, step_on_epochs=not config.sched_on_updates,
+        updates_per_epoch=updates_per_epoch)
+
+
+def build_criterion(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, Optional[Mixup]]:
+    """The training loss and timm's Mixup/CutMix (None when off). With mixing, Mixup smooths the
+    labels and the loss takes soft targets; otherwise label smoothing is in the loss."""
+    if config.mixup > 0 or config.cutmix > 0:
+        mixup = Mixup(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.smoothing,
+                      num_classes=num_classes)
+        return SoftTargetCrossEntropy(), mixup
+    if config.smoothing > 0:
+        return LabelSmoothingCrossEntropy(config.smoothing), None
+    return nn.CrossEntropyLoss(), None
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, env: Environment) -> None:
+        self.config = config
+        self.env = env
+        self.out = Path(config.output_dir)
+        self.checkpoint_path = self._checkpoint_to_resume()
+        if config.world_size != env.world_size:
+            raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
+                             f"{env.world_size} are running: resolve it with world_size={env.world_size}")
+        random_seed(config.seed, env.rank)
+        self.precision = resolve_precision(config.amp, env.device)
+
+        train_set = build_dataset(config.data, "train")
+        self.classes = list(train_set.classes)
+        self.model = create_model_for_training(
+            config.model, len(self.classes), config.pretrained, drop_path_rate=config.drop_path,
+            **config.model_kwargs)
+        self.preprocessing = record_preprocessing(
+            self.model, config.img_size, config.crop_pct, config.interpolation, self.classes)
+        train_set.transform, eval_transform = build_transforms(config, resolve_data_config(model=self.model))
+        val_set = build_dataset(config.data, "val", eval_transform)
+        if list(val_set.classes) != self.classes:
+            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes "
+                             f"({len(self.classes)} and {len(val_set.classes)}): give both the same class folders")
+
+        pin = env.device.type == "cuda"
+        self.train_loader = create_loader(train_set, config.batch_size, train=True, workers=config.workers,
+                                          world_size=env.world_size, rank=env.rank, seed=config.seed,
+                                          pin_memory=pin)
+        self.val_loader = create_loader(val_set, config.batch_size, train=False, workers=config.workers,
+                                        world_size=env.world_size, rank=env.rank, pin_memory=pin)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"the training set ({len(train_set)} images) is smaller than one batch of "
+                             f"{config.batch_size} per process x {env.world_size} processes: lower --batch-size")
+
+        model = self.model.to(env.device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if config.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if config.sync_bn and env.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.lr = lr_for(config)
+        self.optimizer = build_optimizer(model, config)
+        self.scaler = self.precision.grad_scaler()
+        self.ema = ModelEmaV3(model, decay=config.model_ema_decay) if config.model_ema else None
+        self.updates_per_epoch = math.ceil(len(self.train_loader) / config.grad_accum_steps)
+        self.scheduler, self.num_epochs = build_scheduler(self.optimizer, config, self.updates_per_epoch)
+        self.criterion, self.mixup = build_criterion(config, len(self.classes))
+
+        self.start_epoch, self.history, self.best = 0, [], {"val_top1": -1.0, "epoch": 0, "weights": "model"}
+        if self.checkpoint_path is not None:
+            self._resume(self.checkpoint_path)
+
+        self.train_model = DistributedDataParallel(model, device_ids=[env.device.index] if pin else None) \
+            if env.distributed else model
+        if config.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    # -- run folder ---------------------------------------------------------------------------
+
+    def _checkpoint_to_resume(self) -> Optional[Path]:
+        resume, last = self.config.resume, self.out / CHECKPOINT
+        if resume is None:
+            if last.exists():
+                raise FileExistsError(f"{self.out} already holds a run ({CHECKPOINT}): continue it with --resume, "
+                                      "or choose another --output-dir")
+            return None
+        if resume == "auto":
+            return last if last.exists() else None
+        return Path(resume)
+
+    def _resume(self, path: Path) -> None:
+        state = load_training_checkpoint(path)
+        current = self.config.to_dict()
+        changed = {k: (v, current[k]) for k, v in state["config"].items()
+                   if k in current and k not in _RESUME_FREE and current[k] != v}
+        if changed:
+            self._log(f"resuming {path} with changed options: "
+                      + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+        self.model.load_state_dict(state["model"])
+        # The optimizer's moments come from the checkpoint, its hyperparameters from the
+        # configuration; timm's schedulers are functions of the epoch or step built from the
+        # configuration too, so options changed on resume (--lr, --epochs...) take effect.
+        hyperparameters = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, values in zip(self.optimizer.param_groups, hyperparameters):
+            group.update(values)
+        self.scheduler.step(state["epoch"])
+        self.scheduler.step_update(state["epoch"] * self.updates_per_epoch)
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["model_ema"] is not None:
+            self.ema.load_state_dict(state["model_ema"])
+        self.start_epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        rng = state["rng"]
+        if len(rng) == self.env.world_size:
+            restore_rng_state(rng[self.env.rank])
+        else:
+            self._log(f"{path} was written by {len(rng)} processes, not {self.env.world_size}: "
+                      "random streams restart from the seed (the result will differ from an uninterrupted run)")
+            random_seed(self.config.seed + self.start_epoch, self.env.rank)
+        self._log(f"resumed {path} after epoch {self.start_epoch}")
+
+    def _save(self, epoch: int) -> None:
+        rng = gather_objects(capture_rng_state(), self.env)  # every process's streams, in rank order
+        if not self.env.is_main:
+            return
+        save_checkpoint({
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "model_ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng,
+            "config": self.config.to_dict(),
+            "preprocessing": self.preprocessing,
+            "history": self.history,
+            "best": self.best,
+        }, self.out / CHECKPOINT)
+
+    def _export_best(self, weights: str) -> None:
+        save_pretrained(self.ema.module if weights == "ema" else self.model, self.out / BEST)
+
+    def _log(self, message: str) -> None:
+        if self.env.is_main:
+            tqdm.write(message)
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def train(self) -> TrainResult:
+        config, env = self.config, self.env
+        if env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "run_config.json", dict(config.to_dict(), lr_resolved=self.lr,
+                                                            classes=len(self.classes)))
+        metrics = MetricsLog(self.out, self.history) if env.is_main else None
+        self._log(f"training {config.model} on {config.data} ({len(self.classes)} classes) for {self.num_epochs} "
+                  f"epochs: recipe {config.recipe}, {env.world_size} process(es) on {env.device}, global batch "
+                  f"{config.global_batch_size}, lr {self.lr:.4g}, output {self.out}")
+        try:
+            for epoch in range(self.start_epoch, self.num_epochs):
+                row = self._epoch(epoch)
+                if metrics is not None:
+                    metrics.append(row)
+        finally:
+            if metrics is not None:
+                metrics.close()
+        if env.is_main and self.history:
+            plot_curves(self.history, self.out / "curves.png")
+            write_json(self.out / "summary.json", {
+                "model": config.model, "data": config.data, "epochs": len(self.history),
+                "best_val_top1": self.best["val_top1"], "best_epoch": self.best["epoch"],
+                "best_weights": self.best["weights"], "final": self.history[-1],
+                "train_seconds": round(sum(r["epoch_seconds"] for r in self.history), 1),
+                "best_model": str(self.out / BEST),
+            })
+        self._log(f"best val_top1 {self.best['val_top1']:.2f} at epoch {self.best['epoch']}; "
+                  f"model exported to {self.out / BEST}")
+        return TrainResult(self.model, self.out, self.out / BEST, self.best["val_top1"], self.best["epoch"],
+                           self.history)
+
+    def _epoch(self, epoch: int) -> Dict[str, Any]:
+        config, env = self.config, self.env
+        start = time.perf_counter()
+        set_loader_epoch(self.train_loader, epoch, config.seed, env.rank)
+        train_loss, images, skipped = self._train_epoch(epoch)
+        train_seconds = time.perf_counter() - start
+        if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
+            self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
+                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
+        if env.distributed:
+            distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
+        val = self._validate(self.model, "val")
+        row: Dict[str, Any] = {
+            "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": round(train_loss, 6),
+            "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4), "val_top5": round(val.top5, 4),
+        }
+        candidates = [("model", val.top1)]
+        if self.ema is not None:
+            ema_val = self._validate(self.ema.module, "val (EMA)")
+            row.update(ema_val_loss=round(ema_val.loss, 6), ema_val_top1=round(ema_val.top1, 4),
+                       ema_val_top5=round(ema_val.top5, 4))
+            candidates = [("ema", ema_val.top1)]  # as timm: with EMA on, the EMA weights are the result
+        row.update(train_images_per_second=round(images / train_seconds, 2), skipped_images=skipped + val.skipped,
+                   epoch_seconds=round(time.perf_counter() - start, 2))
+        self.scheduler.step(epoch + 1)
+        self.history.append(row)
+        weights, top1 = max(candidates, key=lambda c: c[1])
+        if top1 > self.best["val_top1"]:
+            self.best = {"val_top1": round(top1, 4), "epoch": epoch + 1, "weights": weights}
+            if env.is_main:
+                self._export_best(weights)
+        self._save(epoch + 1)
+        self._log(f"epoch {epoch + 1}/{self.num_epochs}: train_loss {row['train_loss']:.4f}  val_loss "
+                  f"{row['val_loss']:.4f}  val_top1 {row['val_top1']:.2f}  val_top5 {row['val_top5']:.2f}"
+                  + (f"  ema_val_top1 {row['ema_val_top1']:.2f}" if self.ema is not None else "")
+                  + f"  {row['train_images_per_second']:.1f} img/s  {row['epoch_seconds']:.1f} s")
+        return row
+
+    def _validate(self, model: nn.Module, desc: str) -> EvalResult:
+        return evaluate(model, self.val_loader, self.env, self.precision, len(self.classes),
+                        self.config.channels_last, self.config.skip_corrupt, desc=desc)
+
+    def _train_epoch(self, epoch: int) -> Tuple[float, int, int]:
+        config, env, device = self.config, self.env, self.env.device
+        model, optimizer, scaler = self.train_model, self.optimizer, self.scaler
+        model.train()
+        steps = len(self.train_loader)
+        accum = config.grad_accum_steps
+        num_updates = epoch * self.updates_per_epoch
+        running = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, images
+        skipped = 0
+        progress = tqdm(total=steps * config.batch_size * env.world_size, unit="img", unit_scale=True,
+                        desc=f"epoch {epoch + 1}/{self.num_epochs}", leave=False, disable=not env.is_main or None)
+        optimizer.zero_grad(set_to_none=True)
+        for step, (images, targets, unreadable) in enumerate(self.train_loader):
+            skipped += check_unreadable(unreadable, config.skip_corrupt)
+            update = (step + 1) % accum == 0 or step + 1 == steps
+            if images is not None:
+                images = images.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
+                if config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                if self.mixup is not None:
+                    images, targets = self.mixup(images, targets)
+                sync = contextlib.nullcontext() if update or not env.distributed else model.no_sync()
+                with sync:
+                    with self.precision.autocast():
+                        loss = self.criterion(model(images), targets)
+                    scaler.scale(loss / accum).backward()
+                running[0] += loss.detach().double() * len(images)
+                running[1] += len(images)
+            if update:
+                if config.clip_grad is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                num_updates += 1
+                self.scheduler.step_update(num_updates)
+                if self.ema is not None:
+                    self.ema.update(self.model, step=num_updates)
+            if (step + 1) % config.log_interval == 0 or step + 1 == steps:
+                loss_sum, seen = self._checked_loss(running, epoch, step)
+                progress.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
+            progress.update(config.batch_size * env.world_size)
+        progress.close()
+        loss_sum, seen = self._checked_loss(running, epoch, steps - 1)
+        skipped = int(all_reduce_sum(torch.tensor([skipped], device=device), env).item())
+        return loss_sum / max(seen, 1), seen, skipped
+
+    def _checked_loss(self, running: torch.Tensor, epoch: int, step: int) -> Tuple[float, float]:
+        """The loss sum and image count over all processes so far this epoch; stops the run when
+        the loss is not finite (every process sees the same sum, so all stop together)."""
+        loss_sum, seen = all_reduce_sum(running.clone(), self.env).tolist()
+        if not math.isfinite(loss_sum):
+            self._stop(epoch, f"the training loss became {loss_sum} by step {step + 1} (lower --lr, add --clip-grad, "
+                              "or turn off --amp fp16)")
+        return loss_sum, seen
+
+    def _stop(self, epoch: int, problem: str) -> None:
+        kept = f"the last good checkpoint is {self.out / CHECKPOINT} (after epoch {epoch})" if epoch > 0 \
+            else "no checkpoint was written"
+        raise NonFiniteError(f"epoch {epoch + 1}: {problem}; {kept}, continue from it with --resume")

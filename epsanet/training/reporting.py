@@ -1,0 +1,112 @@
+"""What a run reports: per-epoch metrics as JSON, CSV and TensorBoard scalars; loss and
+accuracy curves and confusion matrices as PNG; JSON files written atomically."""
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+
+from .._files import atomic_file
+
+__all__ = ["write_json", "MetricsLog", "plot_curves", "plot_confusion_matrix"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def _write_atomic(path: PathLike, text: str) -> Path:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    return _write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+class MetricsLog:
+    """The per-epoch metrics of a run: ``metrics.json`` (a list of rows), ``metrics.csv`` and
+    TensorBoard scalars under ``tensorboard/`` (step = epoch).
+
+    ``history`` holds the rows of a resumed run so far; TensorBoard events of later epochs (left
+    by a run killed mid-epoch) are purged.
+    """
+
+    def __init__(self, directory: PathLike, history: Sequence[Mapping[str, Any]] = ()) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.directory = Path(directory)
+        self.rows: List[Dict[str, Any]] = [dict(row) for row in history]
+        self.writer = SummaryWriter(str(self.directory / "tensorboard"), purge_step=len(self.rows) + 1)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(dict(row))
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, global_step=row["epoch"])
+        self.writer.flush()
+        write_json(self.directory / "metrics.json", self.rows)
+        columns = list(dict.fromkeys(key for r in self.rows for key in r))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        _write_atomic(self.directory / "metrics.csv", buffer.getvalue())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
+    """Loss (training and validation) and validation top-1/top-5 per epoch, side by side."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        loss_ax.plot(epochs, [r[key] for r in rows], marker="o", label=label)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    for key, label in (("val_top1", "top-1"), ("val_top5", "top-5"), ("ema_val_top1", "EMA top-1")):
+        if all(key in r for r in rows):
+            acc_ax.plot(epochs, [r[key] for r in rows], marker="o", label=label)
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], path: PathLike,
+                          title: Optional[str] = None) -> Path:
+    """The confusion matrix (rows: true class, columns: predicted) with scikit-learn's display."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    size = max(5.0, 0.3 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay(matrix.cpu().numpy(), display_labels=list(class_names)).plot(
+        ax=ax, include_values=len(class_names) <= 20, colorbar=False, xticks_rotation="vertical")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _save(fig, path: PathLike) -> Path:
+    try:
+        fig.tight_layout()
+        with atomic_file(path, suffix=Path(path).suffix) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        _pyplot().close(fig)
+    return Path(path)

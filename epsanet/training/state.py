@@ -1,0 +1,65 @@
+"""Training checkpoints that survive: written atomically, read back with
+``torch.load(weights_only=True)``, holding everything a resumed run needs to continue exactly
+(model, optimizer, scheduler, gradient scaler, EMA, epoch, every process's random states, the
+configuration as a plain dict, the metrics so far)."""
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import numpy as np
+import torch
+
+from .._files import atomic_file
+
+__all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_training_checkpoint"]
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """This process's random states (torch CPU and CUDA, numpy, python) as tensors and plain values."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+    }
+
+
+def restore_rng_state(state: Dict[str, Any]) -> None:
+    """Undo :func:`capture_rng_state`: the random streams continue where they were captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["gauss"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss"]))
+
+
+def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename: a kill at any moment leaves
+    either the previous checkpoint or the new one, never a partial file."""
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint` during training, read with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: check the --resume path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
+                         "checkpoint; resume from another one or start a new --output-dir") from None
+    if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
+        raise ValueError(f"{path} is not an epsanet training checkpoint (no epoch/config): "
+                         "to start from its weights, pass it to --pretrained instead")
+    return state
