@@ -137,7 +137,7 @@ def cbam_resnet50(*, weights: Optional[CBAM_ResNet50_Weights] = None, progress: 
     Loads the official checkpoints (see :func:`epsanet.load_checkpoint`).
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -154,7 +154,7 @@ def cbam_resnet101(*, weights: Optional[CBAM_ResNet101_Weights] = None, progress
     ResNet-101 with a CBAM module after every bottleneck's ``bn3``: 49,330,172 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -174,7 +174,7 @@ def bam_resnet50(*, weights: Optional[BAM_ResNet50_Weights] = None, progress: bo
     ``stage_attn_kwargs=dict(combine="sum")`` for the paper's sum. Loads the official checkpoints.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -191,7 +191,7 @@ def bam_resnet101(*, weights: Optional[BAM_ResNet101_Weights] = None, progress: 
     44,907,227 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -209,7 +209,7 @@ def sa_resnet50(*, weights: Optional[SA_ResNet50_Weights] = None, progress: bool
     official code places it: 25,557,740 parameters. Official checkpoints load unchanged.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -227,7 +227,7 @@ def sa_resnet101(*, weights: Optional[SA_ResNet101_Weights] = None, progress: bo
     44,550,684 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -247,7 +247,7 @@ def polarized_resnet50(*, weights: Optional[Polarized_ResNet50_Weights] = None, 
     full-width 1x1 convolutions cost ``2 * C^2`` parameters per block: 65,811,240 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -266,7 +266,7 @@ def polarized_seq_resnet50(*, weights: Optional[Polarized_Seq_ResNet50_Weights] 
     branch: 59,544,648 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -285,7 +285,7 @@ def sge_resnet50(*, weights: Optional[SGE_ResNet50_Weights] = None, progress: bo
     code places it: 25,559,080 parameters. Official checkpoints load unchanged.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -303,7 +303,7 @@ def sge_resnet101(*, weights: Optional[SGE_ResNet101_Weights] = None, progress: 
     parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -322,7 +322,7 @@ def coord_resnet50(*, weights: Optional[Coord_ResNet50_Weights] = None, progress
     every bottleneck's ``bn3``, before the residual add: 27,474,864 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -344,7 +344,7 @@ def gam_resnet50(*, weights: Optional[GAM_ResNet50_Weights] = None, progress: bo
     dense module (528,602,472 parameters).
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -364,7 +364,7 @@ def ema_resnet50(*, weights: Optional[EMA_ResNet50_Weights] = None, progress: bo
     the residual add: 25,755,400 parameters.
 
     Args:
-        weights: pretrained weights; none are in the catalogue yet.
+        weights: a hub folder or an ``hf-hub:`` id (no published weights exist yet).
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
