@@ -137,7 +137,8 @@ def cbam_resnet50(*, weights: Optional[CBAM_ResNet50_Weights] = None, progress: 
     Loads the official checkpoints (see :func:`epsanet.load_checkpoint`).
 
     Args:
-        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then
+            ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -174,7 +175,8 @@ def bam_resnet50(*, weights: Optional[BAM_ResNet50_Weights] = None, progress: bo
     ``stage_attn_kwargs=dict(combine="sum")`` for the paper's sum. Loads the official checkpoints.
 
     Args:
-        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then
+            ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -285,7 +287,8 @@ def sge_resnet50(*, weights: Optional[SGE_ResNet50_Weights] = None, progress: bo
     code places it: 25,559,080 parameters. Official checkpoints load unchanged.
 
     Args:
-        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then
+            ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
@@ -303,7 +306,8 @@ def sge_resnet101(*, weights: Optional[SGE_ResNet101_Weights] = None, progress: 
     parameters.
 
     Args:
-        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
+        weights: ``"official_in1k"`` (the official checkpoint: fetched by hand, then
+            ``epsanet convert``), a hub folder or an ``hf-hub:`` id.
         progress: show a progress bar while downloading weights.
         **kwargs: passed to :class:`~epsanet.models.resnet.ResNet`.
     """
