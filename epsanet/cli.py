@@ -29,7 +29,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
