@@ -38,6 +38,7 @@ def test_ddp_trains_on_two_processes_and_evaluates_every_image_once(shapes, tmp_
     assert ddp == single and single["detections"]["bbox"] == 4 * 20  # 20 per validation image
 
 
+@pytest.mark.timeout(3600)  # about 20 CPU-minutes of training
 def test_the_demo_fine_tunes_faster_rcnn_on_epsanet50_small_to_a_box_ap50_clearly_above_zero(tmp_path):
     """`epsanet detect demo`: the shapes set, then a few minutes of CPU training from scratch."""
     epsanet("detect", "demo", str(tmp_path))
