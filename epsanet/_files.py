@@ -1,10 +1,13 @@
 """Files are never left half-written: write to a temporary name next to the target, then move."""
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
+
+import torch
 
 
 @contextlib.contextmanager
@@ -42,3 +45,23 @@ def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
             os.replace(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text(path: Union[str, os.PathLike], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: Union[str, os.PathLike], data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def save_checkpoint(state: Any, path: Union[str, os.PathLike]) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename: a kill at any moment leaves
+    either the previous checkpoint or the new one, never a partial file."""
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)

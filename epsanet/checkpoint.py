@@ -61,8 +61,10 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
         try:
             # timm's training checkpoints keep their arguments as an argparse.Namespace: plain data.
             with torch.serialization.safe_globals([argparse.Namespace]):
-                obj = load_file(path) if path.suffix == ".safetensors" else torch.load(
-                    path, map_location="cpu", weights_only=True)
+                if path.suffix == ".safetensors":
+                    obj = load_file(path)
+                else:
+                    obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             if not str(e).startswith("Weights only load failed"):
                 raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or "

@@ -17,7 +17,7 @@ import torch
 
 from .catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
 from .checkpoint import CheckpointMismatchError, from_official_layout, mismatch, read_state_dict
-from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of
+from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of, split_hub_id
 from .models import create_model, get_model_builder, list_models
 from .transplant import TransplantReport, transplant
 
@@ -80,9 +80,8 @@ def _read_source(source: Union[str, os.PathLike], cache_dir: Optional[Union[str,
     name = os.fspath(source)
     expected = entry.sha256 if entry is not None else None
     if name.startswith("hf-hub:"):
-        repo_id, _, revision = name.removeprefix("hf-hub:").partition("@")
-        return read_state_dict(download_file(repo_id, WEIGHTS_FILE, revision or None, cache_dir=cache_dir,
-                                             sha256=expected))
+        repo_id, revision = split_hub_id(name)
+        return read_state_dict(download_file(repo_id, WEIGHTS_FILE, revision, cache_dir=cache_dir, sha256=expected))
     if expected is not None and Path(name).is_file():
         actual = sha256_of(name)
         if actual != expected:
@@ -127,14 +126,15 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
         raise ValueError(f"no catalogue entry {model}.{tag}: see `epsanet weights`, or leave out the tag")
     state = _read_source(source, cache_dir, entry)
     layout = detect_layout(state)
-    # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
-    counters = [k for k in get_model_builder(model)(device="meta").state_dict() if k.endswith(".num_batches_tracked")]
-    state.update({k: torch.tensor(0) for k in counters if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
     num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else 0
     cfg = dict(entry.cfg) if entry is not None else architecture_cfg(model)
     origin = "warm-started by epsanet.transplant from" if warm_start else "converted by `epsanet convert` from"
-    cfg.update(architecture=model, tag=tag, notes=(f"{origin} {Path(os.fspath(source)).name}",))
+    provenance = f"{origin} {Path(os.fspath(source)).name}"
+    cfg.update(architecture=model, tag=tag, notes=(provenance,))
     net = get_model_builder(model)(pretrained_cfg=cfg, num_classes=num_classes)
+    # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
+    counters = [k for k in net.state_dict() if k.endswith(".num_batches_tracked")]
+    state.update({k: torch.tensor(0) for k in counters if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
     report = None
     if warm_start:
         report = transplant(state, net)
@@ -150,7 +150,7 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
             hint = f": it fits {', '.join(fits)}" if fits else ": check the model name"
             raise CheckpointMismatchError(f"{source} does not fit {model} ({problems}){hint}")
         net.load_state_dict(state)
-    description = f"{cfg.get('description', model)}; {origin} {Path(os.fspath(source)).name}"
+    description = f"{cfg.get('description', model)}; {provenance}"
     save_pretrained(net, out, model_card={"description": description})
     name = f"{model}.{tag}" if tag else model
     return Conversion(out, name, layout, sum(p.numel() for p in net.parameters()), num_classes, report)

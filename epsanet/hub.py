@@ -156,7 +156,8 @@ def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *
     return path
 
 
-def _split_hub_id(hub_id: str) -> Tuple[str, Optional[str]]:
+def split_hub_id(hub_id: str) -> Tuple[str, Optional[str]]:
+    """``(repo_id, revision or None)`` of ``[hf-hub:]org/name[@revision]``."""
     repo_id, _, revision = hub_id.removeprefix("hf-hub:").partition("@")
     return repo_id, revision or None
 
@@ -202,7 +203,7 @@ def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] 
     if cfg.get("file") and cfg.get("source") != "hf-hub":
         return read_state_dict(cfg["file"])
     if cfg.get("hf_hub_id"):
-        repo_id, revision = _split_hub_id(cfg["hf_hub_id"])
+        repo_id, revision = split_hub_id(cfg["hf_hub_id"])
         entry = find_weights(cfg.get("architecture") or "", cfg.get("tag"))
         expected = entry.sha256 if entry is not None and entry.cfg.get("hf_hub_id") == cfg["hf_hub_id"] else None
         path = download_file(repo_id, cfg.get("hf_hub_filename") or WEIGHTS_FILE, revision, cache_dir=cache_dir,

@@ -1,13 +1,12 @@
 """``epsanet bench``: zoo models against torchvision's resnet50 and the official PSA formulation,
 measured interleaved in one run (see :mod:`epsanet.benchmark`)."""
 import argparse
-import json
 import os
 import sys
 
 import torch
 
-from .._files import atomic_file
+from .._files import write_json
 from ..benchmark import as_json, candidates, default_settings, format_table, machine_info, run_benchmark, save_chart
 
 
@@ -46,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
                             log=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_table(cands, settings, results))
     if args.json:
-        with atomic_file(args.json, ".json") as tmp:
-            tmp.write_text(json.dumps(as_json(cands, settings, results, args.img_size, args.device), indent=2))
+        write_json(args.json, as_json(cands, settings, results, args.img_size, args.device))
     if args.chart:
         save_chart(cands, settings, results, args.chart)
     return 0

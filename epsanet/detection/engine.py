@@ -24,14 +24,14 @@ from tqdm import tqdm
 
 from .coco_eval import CocoMetrics, evaluate
 from .data import CocoDetection, collate, detection_transforms
-from .._files import atomic_file
+from .._files import save_checkpoint, write_json
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
 from .models import DETECTORS
 
 __all__ = [
     "add_train_arguments", "add_eval_arguments", "train", "evaluate_checkpoint", "train_one_epoch",
-    "build_detector", "load_detector", "save_checkpoint", "write_metrics",
+    "build_detector", "load_detector", "write_metrics",
 ]
 
 CHECKPOINT = "checkpoint.pth"
@@ -130,12 +130,6 @@ def load_detector(path: os.PathLike, map_location: Any = "cpu") -> Tuple[nn.Modu
     model = build_detector(checkpoint["model_config"], pretrained_backbone=False)
     model.load_state_dict(checkpoint["model"])
     return model, checkpoint
-
-
-def save_checkpoint(state: Mapping[str, Any], path: os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically: to a temporary file beside it, then renamed."""
-    with atomic_file(path) as tmp:
-        torch.save(dict(state), tmp)
 
 
 def train_one_epoch(
@@ -308,8 +302,7 @@ def write_metrics(metrics: Mapping[str, CocoMetrics], path: Path, **extra: Any) 
     as JSON, atomically."""
     record = {**extra, **{m.iou_type: m.metrics for m in metrics.values()},
               "detections": {m.iou_type: m.detections for m in metrics.values()}}
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_json(path, record)
 
 
 def _json_object(text: str) -> Dict[str, Any]:

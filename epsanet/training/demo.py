@@ -12,7 +12,7 @@ from ..data import DIGITS
 from .config import resolve_config
 from .engine import train
 from .evaluate import evaluate_model
-from .reporting import write_json
+from .._files import write_json
 
 __all__ = ["run_demo", "TARGET_TOP1"]
 

@@ -31,8 +31,9 @@ from .distributed import Environment, all_reduce_sum, gather_objects, resolve_pr
     teardown_environment
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .reporting import MetricsLog, plot_curves, write_json
-from .state import capture_rng_state, load_training_checkpoint, restore_rng_state, save_checkpoint
+from .._files import save_checkpoint, write_json
+from .reporting import MetricsLog, plot_curves
+from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
            "build_criterion"]

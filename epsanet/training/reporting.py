@@ -2,29 +2,17 @@
 accuracy curves and confusion matrices as PNG; JSON files written atomically."""
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .._files import atomic_file
+from .._files import atomic_file, write_json, write_text
 
-__all__ = ["write_json", "MetricsLog", "plot_curves", "plot_confusion_matrix"]
+__all__ = ["MetricsLog", "plot_curves", "plot_confusion_matrix"]
 
 PathLike = Union[str, os.PathLike]
-
-
-def _write_atomic(path: PathLike, text: str) -> Path:
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def write_json(path: PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    return _write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 class MetricsLog:
@@ -54,7 +42,7 @@ class MetricsLog:
         writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(self.rows)
-        _write_atomic(self.directory / "metrics.csv", buffer.getvalue())
+        write_text(self.directory / "metrics.csv", buffer.getvalue())
 
     def close(self) -> None:
         self.writer.close()

@@ -10,9 +10,8 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-from .._files import atomic_file
 
-__all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_training_checkpoint"]
+__all__ = ["capture_rng_state", "restore_rng_state", "load_training_checkpoint"]
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -40,16 +39,8 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
     random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss"]))
 
 
-def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename: a kill at any moment leaves
-    either the previous checkpoint or the new one, never a partial file."""
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
-
-
 def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """A checkpoint written by :func:`save_checkpoint` during training, read with ``weights_only=True``."""
+    """A checkpoint written by :func:`epsanet._files.save_checkpoint` during training, read with ``weights_only=True``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: check the --resume path")
