@@ -1,14 +1,21 @@
 """The attention modules of issue #3 as plug-ins: shapes, official maths, initialisation, errors,
 TorchScript and FX."""
+import official_reference as ref
 import pytest
 import torch
 from torch import nn
 
-import official_reference as ref
 from epsanet.checkpoint import from_official_layout
 from epsanet.layers import (
-    BAMModule, CBAMModule, GAMModule, PolarizedAttentionModule, SequentialPolarizedAttentionModule,
-    ShuffleAttentionModule, SGEModule, create_attention, list_attention,
+    BAMModule,
+    CBAMModule,
+    GAMModule,
+    PolarizedAttentionModule,
+    SequentialPolarizedAttentionModule,
+    SGEModule,
+    ShuffleAttentionModule,
+    create_attention,
+    list_attention,
 )
 
 NEW_MODULES = ["cbam", "bam", "sa", "polarized", "polarized_seq", "sge", "coord", "gam", "ema"]

@@ -1,10 +1,10 @@
 """The attention ResNets of issue #3: sizes, placement, official checkpoints, constructors."""
+import official_reference as ref
 import pytest
 import timm
 import torch
 
 import epsanet
-import official_reference as ref
 from epsanet import count_params
 from epsanet.checkpoint import from_official_layout
 from epsanet.layers import BAMModule, CBAMModule, PolarizedAttentionModule

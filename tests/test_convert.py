@@ -2,15 +2,15 @@
 import argparse
 import os
 
+import official_reference as ref
 import pytest
 import timm
 import torch
 import torchvision
+from conftest import OFFICIAL
 from safetensors.torch import load_file
 
 import epsanet
-import official_reference as ref
-from conftest import OFFICIAL
 from epsanet.cli import main
 from epsanet.convert import convert_checkpoint, detect_layout
 

@@ -1,12 +1,11 @@
 """Inference export: BatchNorm folding, ONNX checked with onnxruntime, TorchScript."""
 import pytest
 import torch
+from conftest import relative_error
 from torch import nn
 
 import epsanet
-from conftest import relative_error
 from epsanet.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
-
 
 
 def trained_looking(name: str) -> nn.Module:

@@ -4,9 +4,9 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import relative_error
 
 import epsanet
-from conftest import relative_error
 from epsanet.layers import PSAModule, ReferencePSAModule
 from epsanet.layers.psa import branch_conv_plan, grouped_conv2d
 

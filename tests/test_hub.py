@@ -10,14 +10,14 @@ import huggingface_hub.constants
 import pytest
 import timm
 import torch
+from conftest import REPO
 from huggingface_hub import hf_hub_download
+from local_hub import free_port
 from safetensors.torch import save_file
 
 import epsanet
-from conftest import REPO
 from epsanet.cli import main
 from epsanet.hub import HubError, download_file
-from local_hub import free_port
 
 REPO_ID = "epsanet-tests/epsanet-tiny"
 # A small EPSANet (one EPSA block per stage, 64 channels): the same code paths as the full

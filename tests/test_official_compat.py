@@ -1,10 +1,10 @@
 """Official EPSANet checkpoints load and reproduce the official implementation's logits."""
 import pytest
 import torch
+from conftest import OFFICIAL, relative_error
 from safetensors.torch import load_file, save_file
 
 import epsanet
-from conftest import OFFICIAL, relative_error
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from .coco_eval import CocoMetrics, evaluate
-from .data import CocoDetection, collate, detection_transforms
 from .._files import save_checkpoint, write_json
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
+from .coco_eval import CocoMetrics, evaluate
+from .data import CocoDetection, collate, detection_transforms
 from .models import DETECTORS
 
 __all__ = [

@@ -8,11 +8,11 @@ from typing import Any, Dict, Optional
 import timm
 import torch
 
+from .._files import write_json
 from ..data import DIGITS
 from .config import resolve_config
 from .engine import train
 from .evaluate import evaluate_model
-from .._files import write_json
 
 __all__ = ["run_demo", "TARGET_TOP1"]
 

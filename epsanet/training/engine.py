@@ -24,14 +24,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .._files import save_checkpoint, write_json
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
-from .distributed import Environment, all_reduce_sum, gather_objects, resolve_precision, setup_environment, \
-    teardown_environment
+from .distributed import (
+    Environment,
+    all_reduce_sum,
+    gather_objects,
+    resolve_precision,
+    setup_environment,
+    teardown_environment,
+)
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .._files import save_checkpoint, write_json
 from .reporting import MetricsLog, plot_curves
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 

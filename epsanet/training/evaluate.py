@@ -12,11 +12,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import build_dataset, check_unreadable, create_loader
-from .distributed import Environment, Precision, all_reduce_sum, resolve_precision, setup_environment, \
-    teardown_environment
-from .models import load_model
 from .._files import write_json
+from ..data import build_dataset, check_unreadable, create_loader
+from .distributed import (
+    Environment,
+    Precision,
+    all_reduce_sum,
+    resolve_precision,
+    setup_environment,
+    teardown_environment,
+)
+from .models import load_model
 from .reporting import plot_confusion_matrix
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "MAX_CLASSES_PER_CLASS_REPORT"]

@@ -10,7 +10,6 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-
 __all__ = ["capture_rng_state", "restore_rng_state", "load_training_checkpoint"]
 
 

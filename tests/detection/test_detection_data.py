@@ -8,8 +8,14 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from epsanet.cli import main
-from epsanet.detection import (SHAPES, AnnotationError, CocoDetection, detection_transforms, load_coco,
-                               make_shapes_dataset)
+from epsanet.detection import (
+    SHAPES,
+    AnnotationError,
+    CocoDetection,
+    detection_transforms,
+    load_coco,
+    make_shapes_dataset,
+)
 
 
 def write_json(path, data):

@@ -8,8 +8,16 @@ import torchvision
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import epsanet
-from epsanet.detection import (CocoDetection, DETECTORS, collate, detection_transforms, fasterrcnn_fpn,
-                               fpn_backbone, maskrcnn_fpn, retinanet_fpn)
+from epsanet.detection import (
+    DETECTORS,
+    CocoDetection,
+    collate,
+    detection_transforms,
+    fasterrcnn_fpn,
+    fpn_backbone,
+    maskrcnn_fpn,
+    retinanet_fpn,
+)
 
 from .detection_settings import tiny
 

@@ -11,8 +11,16 @@ import torch
 
 from epsanet.cli import build_parser, main
 from epsanet.commands.detect import _demo_arguments
-from epsanet.detection import (COCO_METRICS, CocoDetection, collate, detection_transforms, fasterrcnn_fpn,
-                               load_coco, load_detector, train_one_epoch)
+from epsanet.detection import (
+    COCO_METRICS,
+    CocoDetection,
+    collate,
+    detection_transforms,
+    fasterrcnn_fpn,
+    load_coco,
+    load_detector,
+    train_one_epoch,
+)
 from epsanet.detection.coco_eval import summarize
 
 from .detection_settings import tiny, tiny_cli
