@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
 from .convert import convert_checkpoint
+from .export import deploy
 from .hub import HubError, from_pretrained, publish, save_pretrained
 from .layers import create_attention, list_attention
 from .models import *  # noqa: F401,F403
@@ -18,5 +19,5 @@ from .transplant import TransplantReport, transplant
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
     "save_pretrained", "publish", "HubError", "convert_checkpoint", "transplant", "TransplantReport",
-    "create_attention", "list_attention", "count_macs", "count_params", *_models_all,
+    "create_attention", "list_attention", "count_macs", "count_params", "deploy", *_models_all,
 ]

@@ -16,7 +16,7 @@ gates run as one batched call, and the weighted branches are written in reverse 
 single copy. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
 tests and benchmarks.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,16 @@ from .se import SEModule
 
 __all__ = [
     "PSAModule", "ReferencePSAModule", "branch_conv_plan", "grouped_conv2d", "merge_groups", "merged_group_count",
-    "depthwise_weight",
+    "depthwise_weight", "branch_conv_candidates",
 ]
+
+# Merged groups wider than this many input channels, or merging more than this many groups, cost
+# more in zeros than they can save.
+_WIDEST_MERGED_GROUP = 64
+_MOST_MERGED_GROUPS = 8
+# Plans are measured on at most this many images of the batch, and shared by all larger batches:
+# per image, the work of every candidate is the same, and timing 16 images would cost 4x longer.
+_TUNING_BATCH = 4
 
 
 def branch_conv_plan(
@@ -40,8 +48,9 @@ def branch_conv_plan(
     (a depthwise convolution and a sum over each group's input channels, see
     :func:`grouped_conv2d`). All give the same result up to float rounding.
 
-    The rule comes from measurements on CPU (AVX-512 and AMX, oneDNN 3;
-    ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups are narrower than its vector block
+    The rule comes from measurements on one CPU (AVX-512 and AMX, oneDNN 3;
+    ``benchmarks/branch_convs.py`` repeats them), and is only the default when autotuning is off
+    (see :mod:`epsanet.autotune`): oneDNN runs grouped convolutions whose groups are narrower than its vector block
     (16 float32 or 32 bfloat16 channels) on padded blocks or im2col GEMM, at 3-12x below the
     throughput of wide groups. So thin groups are merged until each reads one block of input
     channels: the zeros this adds cost less than the padding they replace. In float32, groups
@@ -59,6 +68,23 @@ def branch_conv_plan(
     if dtype == torch.float32 and out_per_group == 1 and kernel_size >= 7:
         return "depthwise", groups
     return "native", merged_group_count(groups, in_per_group, block)
+
+
+def branch_conv_candidates(in_per_group: int, out_per_group: int, groups: int) -> List[Tuple[str, int]]:
+    """Every computation of one grouped branch convolution the autotuner times: the native
+    grouped convolution, the same with groups merged pairwise (block-diagonal weights) while a
+    merged group reads at most 64 input channels and holds at most 8 groups (down to a dense
+    convolution), and, for groups of one or two output channels, a depthwise convolution plus a
+    sum."""
+    found = [("native", groups)]
+    merged = groups
+    while (merged % 2 == 0 and (groups // (merged // 2)) * in_per_group <= _WIDEST_MERGED_GROUP
+           and groups // (merged // 2) <= _MOST_MERGED_GROUPS):
+        merged //= 2
+        found.append(("native", merged))
+    if groups > 1 and out_per_group <= 2:
+        found.append(("depthwise", groups))
+    return found
 
 
 def merged_group_count(groups: int, in_per_group: int, width: int) -> int:
@@ -114,6 +140,41 @@ def grouped_conv2d(
     if groups_to_run != groups:
         weight = merge_groups(weight, groups, groups_to_run)
     return F.conv2d(x, weight, None, stride, padding, dilation, groups_to_run)
+
+
+@torch.jit.unused
+def _autotune_allowed(x: torch.Tensor) -> bool:
+    from .. import autotune
+
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or not autotune.enabled():
+        return False
+    return x.device.type in ("cpu", "cuda") and _compute_dtype(x) in (torch.float32, torch.bfloat16, torch.float16)
+
+
+@torch.jit.unused
+def _parse_plan(entry: object, groups: Sequence[int]) -> Optional[Tuple[bool, List[Tuple[str, int]]]]:
+    """A cached plan, or None when the entry is missing or not a valid plan for these groups."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("channels_last"), bool):
+        return None
+    branches = entry.get("branches")
+    if not isinstance(branches, list) or len(branches) != len(groups):
+        return None
+    plans = []
+    for branch, g in zip(branches, groups):
+        if not (isinstance(branch, list) and len(branch) == 2 and isinstance(branch[1], int)):
+            return None
+        method, groups_to_run = branch
+        if not ((method == "native" and 0 < groups_to_run <= g and g % groups_to_run == 0)
+                or (method == "depthwise" and groups_to_run == g)):
+            return None
+        plans.append((method, groups_to_run))
+    return entry["channels_last"], plans
+
+
+def _layout_of(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 @torch.jit.unused
@@ -195,41 +256,171 @@ class PSAModule(nn.Module):
         self.groups: List[int] = list(groups)
         self.stride = stride
         self.dilation = dilation
+        # Set False to always use the rule of :func:`branch_conv_plan` (as EPSANET_AUTOTUNE=0 does).
+        self.autotune = True
+        # The BatchNorm that follows, folded in by :func:`epsanet.deploy` (None otherwise).
+        self.register_buffer("out_scale", None)
+        self.register_buffer("out_shift", None)
 
-    def _branch(self, index: int, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        groups, kernel_size = self.groups[index], self.kernel_sizes[index]
-        method, groups_to_run = branch_conv_plan(
-            self.in_channels // groups, self.split // groups, groups, kernel_size, x.device.type, _compute_dtype(x)
-        )
-        return grouped_conv2d(x, weight, groups, self.stride, self.dilation * (kernel_size // 2), self.dilation,
-                              method, groups_to_run)
+    @torch.no_grad()
+    def fold_batchnorm(self, bn: nn.BatchNorm2d) -> None:
+        """Fold the eval-mode BatchNorm that follows this module into its output (inference
+        only; see :func:`epsanet.deploy`): the attention weights absorb its scale and the final
+        multiply adds its shift, so the BatchNorm's own pass over the output disappears."""
+        if self.out_scale is not None:
+            raise ValueError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
+        if bn.num_features != 4 * self.split or bn.running_mean is None or bn.running_var is None:
+            raise ValueError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and the "
+                             f"BatchNorm needs running statistics")
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        shape = (1, 4 * self.split, 1, 1)
+        self.register_buffer("out_scale", scale.detach().reshape(shape).clone())
+        self.register_buffer("out_shift", shift.detach().reshape(shape).clone())
+
+    def _default_plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
+        # oneDNN's backward passes of grouped convolutions are 3-10x slower on NCHW than on
+        # channels_last tensors, so by default training on CPU runs the branches channels_last.
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) or (
+            x.device.type == "cpu" and torch.is_grad_enabled())
+        dtype = _compute_dtype(x)
+        plans: List[Tuple[str, int]] = []
+        for groups, kernel_size in zip(self.groups, self.kernel_sizes):
+            plans.append(branch_conv_plan(self.in_channels // groups, self.split // groups, groups, kernel_size,
+                                          x.device.type, dtype))
+        return channels_last, plans
+
+    def _plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
+        """``(run channels_last, [(method, groups_to_run)] per branch)``: measured (see
+        :mod:`epsanet.autotune`) unless autotuning is off or the module is being scripted,
+        traced, compiled or exported, where the rule of :func:`branch_conv_plan` decides."""
+        if not torch.jit.is_scripting():
+            if self.autotune and _autotune_allowed(x):
+                return self._tuned_plan(x)
+        return self._default_plan(x)
+
+    @torch.jit.unused
+    def _tuned_plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
+        from .. import autotune
+
+        dtype = _compute_dtype(x)
+        training = torch.is_grad_enabled() and (
+            x.requires_grad or any(w.requires_grad for w in self._branch_weights()))
+        key = self._autotune_key(x, dtype, training)
+        plan = _parse_plan(autotune.lookup(x.device.type, key), self.groups)
+        if plan is None:
+            plan = self._measure_plan(x, training)
+            autotune.store(x.device.type, key, {"channels_last": plan[0], "branches": [list(p) for p in plan[1]]})
+        return plan
+
+    @torch.jit.unused
+    def _autotune_key(self, x: torch.Tensor, dtype: torch.dtype, training: bool) -> str:
+        n, c, h, w = x.shape
+        layout = "channels_last" if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+            else "nchw"
+        batch = f"batch={n}" if n < _TUNING_BATCH else f"batch>={_TUNING_BATCH}"
+        return (f"psa {'train' if training else 'infer'} {str(dtype).replace('torch.', '')} {layout} "
+                f"threads={torch.get_num_threads()} {batch} in={c}x{h}x{w} out={self.split} "
+                f"k={self.kernel_sizes} g={self.groups} stride={self.stride} dilation={self.dilation}")
+
+    def _branch_weights(self) -> List[torch.Tensor]:
+        return [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
+
+    @torch.jit.unused
+    def _measure_plan(self, x: torch.Tensor, training: bool) -> Tuple[bool, List[Tuple[str, int]]]:
+        """Time every candidate computation of every branch in both memory formats, then the
+        whole module with each format's fastest branches (the format conversions included)."""
+        from .. import autotune
+
+        def timed(call, inp):
+            if not training:
+                def run():
+                    with torch.no_grad():
+                        call(inp, weights)
+                return run
+            grad_outputs = []
+
+            def run_with_backward():
+                xi = inp.detach().requires_grad_(x.requires_grad)
+                params = [w.detach().requires_grad_() for w in weights]
+                with torch.enable_grad():
+                    out = call(xi, params)
+                    if not grad_outputs:
+                        grad_outputs.append(torch.randn_like(out))
+                    torch.autograd.grad(out, params + ([xi] if x.requires_grad else []), grad_outputs[0],
+                                        allow_unused=True)
+            return run_with_backward
+
+        source = x.detach()[:_TUNING_BATCH]
+        weights = [w.detach() for w in self._branch_weights()]
+        layouts = {False: source.contiguous(), True: source.contiguous(memory_format=torch.channels_last)}
+        best: Dict[bool, List[Tuple[str, int]]] = {False: [], True: []}
+        for index, (groups, kernel_size) in enumerate(zip(self.groups, self.kernel_sizes)):
+            runs = {}
+            for channels_last, inp in layouts.items():
+                for method, groups_to_run in branch_conv_candidates(self.in_channels // groups, self.split // groups,
+                                                                    groups):
+                    def call(xi, params, index=index, method=method, groups_to_run=groups_to_run, groups=groups,
+                             kernel_size=kernel_size):
+                        return grouped_conv2d(xi, params[index], groups, self.stride,
+                                              self.dilation * (kernel_size // 2), self.dilation, method, groups_to_run)
+                    runs[(channels_last, method, groups_to_run)] = timed(call, inp)
+            times = autotune.time_candidates(runs, x.device)
+            autotune.log_times(f"branch {index + 1} k{kernel_size} g{groups}", times)
+            for channels_last in layouts:
+                best[channels_last].append(min((t, key[1:]) for key, t in times.items() if key[0] == channels_last)[1])
+        wholes = {}
+        for channels_last in layouts:
+            def whole(xi, params, channels_last=channels_last):
+                # The module as forward runs it: from the caller's layout, in this one, and back.
+                xi = xi.contiguous(memory_format=torch.channels_last) if channels_last else xi.contiguous()
+                out = self._attend_branches(xi, best[channels_last], params)
+                return out.contiguous(memory_format=_layout_of(source))
+            wholes[channels_last] = timed(whole, source)
+        times = autotune.time_candidates(wholes, x.device)
+        autotune.log_times("module", times)
+        channels_last = times[True] < times[False]
+        return channels_last, best[channels_last]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # oneDNN's backward passes of grouped convolutions are 3-10x slower on NCHW than on
-        # channels_last tensors, so training on CPU runs the branches channels_last; the output
-        # goes back to the input's layout (two copies, negligible next to the convolutions).
-        restore_nchw = (x.device.type == "cpu" and torch.is_grad_enabled()
-                        and not x.is_contiguous(memory_format=torch.channels_last))
-        if restore_nchw:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = self._attend_branches(x)
-        if restore_nchw:
-            out = out.contiguous()
-        return out
+        channels_last, plans = self._plan(x)
+        weights = [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
+        if channels_last == x.is_contiguous(memory_format=torch.channels_last):
+            return self._attend_branches(x, plans, weights)
+        # The branches run in the other layout; the output goes back to the input's layout (two
+        # copies, which the autotuner's measurement includes).
+        if channels_last:
+            return self._attend_branches(x.contiguous(memory_format=torch.channels_last), plans, weights).contiguous()
+        out = self._attend_branches(x.contiguous(), plans, weights)
+        return out.contiguous(memory_format=torch.channels_last)
 
-    def _attend_branches(self, x: torch.Tensor) -> torch.Tensor:
+    def _attend_branches(
+        self, x: torch.Tensor, plans: List[Tuple[str, int]], weights: List[torch.Tensor]
+    ) -> torch.Tensor:
         # Branch 4 first: the official code concatenates the weighted branches in reverse, and
         # the next layer (bn2, conv3) was trained on that channel order.
-        feats = torch.cat(
-            [self._branch(3, self.conv_4.weight, x), self._branch(2, self.conv_3.weight, x),
-             self._branch(1, self.conv_2.weight, x), self._branch(0, self.conv_1.weight, x)], 1)
+        branches: List[torch.Tensor] = []
+        for index in [3, 2, 1, 0]:
+            method, groups_to_run = plans[index]
+            kernel_size = self.kernel_sizes[index]
+            branches.append(grouped_conv2d(x, weights[index], self.groups[index], self.stride,
+                                           self.dilation * (kernel_size // 2), self.dilation, method, groups_to_run))
+        feats = torch.cat(branches, 1)
         n = feats.shape[0]
         # The shared SE gate on all four branches at once: (N * 4, C / 4) rows through fc1, fc2.
         squeezed = feats.mean((2, 3)).view(n * 4, self.split)
         hidden = F.relu(F.linear(squeezed, self.se.fc1.weight.flatten(1), self.se.fc1.bias))
         gates = torch.sigmoid(F.linear(hidden, self.se.fc2.weight.flatten(1), self.se.fc2.bias))
-        weights = gates.view(n, 4, self.split).softmax(1).view(n, 4 * self.split, 1, 1)
-        return feats * weights
+        attention = gates.view(n, 4, self.split).softmax(1).view(n, 4 * self.split, 1, 1)
+        out_scale, out_shift = self.out_scale, self.out_shift
+        if out_scale is not None and out_shift is not None:
+            # Deploy form (:func:`epsanet.deploy`): the following BatchNorm in the same pass.
+            return torch.addcmul(out_shift, feats, attention * out_scale)
+        return feats * attention
 
 
 class ReferencePSAModule(PSAModule):
