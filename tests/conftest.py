@@ -18,6 +18,9 @@ HUB_PORT = free_port()
 os.environ.update(HF_HOME=str(HF_ROOT / "home"), HF_HUB_CACHE=str(HF_ROOT / "hub-cache"),
                   HF_ENDPOINT=f"http://127.0.0.1:{HUB_PORT}", HF_HUB_OFFLINE="0", HF_HUB_DISABLE_TELEMETRY="1")
 os.environ.pop("HF_TOKEN", None)
+# The fast PSA path takes the deterministic default plans in tests (and writes no autotune cache
+# in the home directory); tests/test_autotune.py turns autotuning on with its own cache folder.
+os.environ.setdefault("EPSANET_AUTOTUNE", "0")
 
 import pytest  # noqa: E402
 import timm  # noqa: E402

@@ -8,7 +8,7 @@ from conftest import relative_error
 
 import epsanet
 from epsanet.layers import PSAModule, ReferencePSAModule
-from epsanet.layers.psa import branch_conv_plan, grouped_conv2d
+from epsanet.layers.psa import branch_conv_candidates, branch_conv_plan, grouped_conv2d
 
 SMALL, LARGE = (1, 4, 8, 16), (32, 32, 32, 32)
 
@@ -24,9 +24,10 @@ SHAPES = [
 
 
 
-def twin_modules(in_channels, groups, stride, dtype=torch.float32):
-    reference = ReferencePSAModule(in_channels, groups=groups, stride=stride, se_reduction=4).to(dtype)
-    fast = PSAModule(in_channels, groups=groups, stride=stride, se_reduction=4).to(dtype)
+def twin_modules(in_channels, groups, stride, dtype=torch.float32, dilation=1):
+    kwargs = dict(groups=groups, stride=stride, dilation=dilation, se_reduction=4)
+    reference = ReferencePSAModule(in_channels, **kwargs).to(dtype)
+    fast = PSAModule(in_channels, **kwargs).to(dtype)
     fast.load_state_dict(reference.state_dict())
     return reference, fast
 
@@ -54,6 +55,41 @@ def test_fast_psa_matches_the_official_formulation_in_float32(in_channels, group
     # that cancel almost exactly, so the next test checks them in float64.
     for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
         assert relative_error(actual_grad, expected_grad) < 1e-5
+
+
+def every_plan(in_channels, groups):
+    """Plans that, together, run every candidate computation of every branch in both layouts."""
+    candidates = [branch_conv_candidates(in_channels // g, in_channels // 4 // g, g) for g in groups]
+    return [(channels_last, [c[i % len(c)] for c in candidates])
+            for channels_last in (False, True) for i in range(max(len(c) for c in candidates))]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("in_channels, groups, size, stride, batch, dilation", [
+    (64, SMALL, 9, 1, 2, 1),
+    (64, SMALL, 9, 2, 1, 2),
+    (128, LARGE, 8, 1, 2, 1),
+    (128, LARGE, 7, 2, 1, 3),
+    pytest.param(256, SMALL, 7, 1, 3, 1, marks=pytest.mark.slow),
+    pytest.param(512, SMALL, 7, 2, 2, 1, marks=pytest.mark.slow),
+    pytest.param(256, LARGE, 9, 2, 1, 1, marks=pytest.mark.slow),
+    pytest.param(512, LARGE, 5, 1, 2, 2, marks=pytest.mark.slow),
+])
+def test_every_plan_matches_the_official_formulation_forward_and_backward(monkeypatch, in_channels, groups, size,
+                                                                          stride, batch, dilation, channels_last):
+    reference, fast = twin_modules(in_channels, groups, stride, dilation=dilation)
+    x = torch.randn(batch, in_channels, size, size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    probe = torch.randn_like(reference(x))
+    expected, expected_grads = outputs_and_gradients(reference, x, probe)
+    for plan in every_plan(in_channels, groups):
+        monkeypatch.setattr(PSAModule, "_plan", lambda self, x, plan=plan: plan)
+        actual, actual_grads = outputs_and_gradients(fast, x, probe)
+        assert actual.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        assert relative_error(actual, expected) < 1e-5, plan
+        for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
+            assert relative_error(actual_grad, expected_grad) < 1e-5, plan
 
 
 @pytest.mark.parametrize("in_channels, groups, size, stride, batch", SHAPES)
@@ -146,3 +182,44 @@ def test_timm_feature_extraction_traces_the_model_around_the_psa_modules():
         features = extractor(x)
         torch.testing.assert_close(features["c5"], model.forward_features(x))
     assert features["c3"].shape == (1, 512, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def model_with_trained_batchnorms():
+    model = epsanet.create_model("epsanet50_small", num_classes=10).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.normal_(module.weight, 1.0, 0.2)
+            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    return model
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_deploy_folds_every_batchnorm_and_keeps_the_outputs(model_with_trained_batchnorms, channels_last):
+    model = model_with_trained_batchnorms
+    deployed = epsanet.deploy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in deployed.modules())
+    assert deployed.layer1[0].conv2.out_scale.shape == (1, 64, 1, 1)
+    assert isinstance(model.layer1[0].bn2, torch.nn.BatchNorm2d)  # the original is untouched
+    x = torch.randn(1, 3, 64, 64)
+    if channels_last:
+        deployed = deployed.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert relative_error(deployed(x), model(x)) < 1e-5
+
+
+def test_deployed_model_scripts_with_the_same_outputs(model_with_trained_batchnorms):
+    deployed = epsanet.deploy(model_with_trained_batchnorms)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative_error(torch.jit.script(deployed)(x), model_with_trained_batchnorms(x)) < 1e-5
+
+
+def test_a_batchnorm_is_folded_into_a_psa_module_once():
+    psa, bn = PSAModule(64, se_reduction=4), torch.nn.BatchNorm2d(64).eval()
+    psa.fold_batchnorm(bn)
+    with pytest.raises(ValueError, match="already holds a folded BatchNorm"):
+        psa.fold_batchnorm(bn)

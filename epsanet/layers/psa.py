@@ -388,15 +388,15 @@ class PSAModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last, plans = self._plan(x)
-        weights = [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
-        if channels_last == x.is_contiguous(memory_format=torch.channels_last):
-            return self._attend_branches(x, plans, weights)
-        # The branches run in the other layout; the output goes back to the input's layout (two
-        # copies, which the autotuner's measurement includes).
-        if channels_last:
-            return self._attend_branches(x.contiguous(memory_format=torch.channels_last), plans, weights).contiguous()
-        out = self._attend_branches(x.contiguous(), plans, weights)
-        return out.contiguous(memory_format=torch.channels_last)
+        weights = self._branch_weights()
+        input_channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        # The branches may run in the other layout; the output is handed back in the input's
+        # (the autotuner's measurement of the whole module includes these copies).
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+        out = self._attend_branches(x, plans, weights)
+        if input_channels_last:
+            return out.contiguous(memory_format=torch.channels_last)
+        return out.contiguous()
 
     def _attend_branches(
         self, x: torch.Tensor, plans: List[Tuple[str, int]], weights: List[torch.Tensor]
