@@ -155,7 +155,7 @@ class _PlanCache:
     def _read(self, path: Path, warn: bool) -> Dict[str, object]:
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {}
         except OSError as error:
             if warn:
