@@ -1,9 +1,10 @@
 """GFLOP/s of every way of computing each PSA branch convolution of EPSANet Small and Large.
 
-For each branch shape (stage input, kernel, groups) it times, interleaved, the native grouped
-convolution, the same convolution with groups merged to 16 and to 32 input channels
-(block-diagonal weights) and the depthwise + channel-sum decomposition, in NCHW and
-channels_last, and marks the plan the fast PSA picks (``*``). GFLOP/s count useful work only
+For each branch shape (stage input, kernel, groups) it times, interleaved, every candidate the
+autotuner considers (``epsanet.layers.psa.branch_conv_candidates``: the native grouped
+convolution, groups merged pairwise with block-diagonal weights, the depthwise + channel-sum
+decomposition), in NCHW and channels_last, and marks the rule's default plan (``*``), the one
+taken with ``EPSANET_AUTOTUNE=0``. GFLOP/s count useful work only
 (the grouped convolution's FLOPs), so methods compare directly.
 
     python benchmarks/branch_convs.py                    # fp32 inference, batch 16
@@ -16,7 +17,8 @@ import time
 
 import torch
 
-from epsanet.layers.psa import branch_conv_plan, grouped_conv2d, merged_group_count
+from epsanet.autotune import isa_summary, machine_key
+from epsanet.layers.psa import branch_conv_candidates, branch_conv_plan, grouped_conv2d
 
 SMALL, LARGE = (1, 4, 8, 16), (32, 32, 32, 32)
 KERNELS = (3, 5, 7, 9)
@@ -31,10 +33,8 @@ STAGES = [
 
 
 def methods(in_channels: int, groups: int):
-    in_per_group = in_channels // groups
-    found = {("native", groups), ("depthwise", groups)}
-    for width in (16, 32):
-        found.add(("native", merged_group_count(groups, in_per_group, width)))
+    found = set(branch_conv_candidates(in_channels // groups, in_channels // 4 // groups, groups))
+    found.add(("depthwise", groups))
     return sorted(found, key=lambda m: (m[0], -m[1]))
 
 
@@ -49,8 +49,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    print(f"# {args.dtype} {'training' if args.train else 'inference'}, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}; GFLOP/s of useful work, * = plan")
+    print(f"# {machine_key()['cpu']}, {isa_summary()}; {args.dtype} {'training' if args.train else 'inference'}, "
+          f"batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"GFLOP/s of useful work, * = the rule's plan")
     print("| branch | " + " | ".join(["method", "NCHW", "channels_last"]) + " |\n|---|---|---:|---:|")
     for label, in_channels, size, stride, all_groups in STAGES:
         split = in_channels // 4
@@ -62,10 +63,12 @@ def main() -> None:
             for layout in (torch.contiguous_format, torch.channels_last):
                 x = torch.randn(args.batch_size, in_channels, size, size, dtype=dtype).contiguous(memory_format=layout)
                 for method, groups_to_run in methods(in_channels, groups):
-                    def run(x=x, method=method, groups_to_run=groups_to_run):
+                    def run(x=x, method=method, groups_to_run=groups_to_run, weight=weight, groups=groups,
+                            stride=stride, kernel=kernel):
                         if args.train:
                             xi, wi = x.detach().requires_grad_(), weight.detach().requires_grad_()
-                            grouped_conv2d(xi, wi, groups, stride, kernel // 2, 1, method, groups_to_run).sum().backward()
+                            out = grouped_conv2d(xi, wi, groups, stride, kernel // 2, 1, method, groups_to_run)
+                            out.sum().backward()
                         else:
                             with torch.inference_mode():
                                 grouped_conv2d(x, weight, groups, stride, kernel // 2, 1, method, groups_to_run)
@@ -79,7 +82,8 @@ def main() -> None:
                     run()
                     times[key].append(time.perf_counter() - start)
             out = size // stride
-            flops = 2 * args.batch_size * out * out * split * (in_channels // groups) * kernel ** 2 * (3 if args.train else 1)
+            flops = (2 * args.batch_size * out * out * split * (in_channels // groups) * kernel ** 2
+                     * (3 if args.train else 1))
             plan = branch_conv_plan(in_channels // groups, split // groups, groups, kernel, "cpu", dtype)
             for method, groups_to_run in methods(in_channels, groups):
                 speeds = [flops / statistics.median(times[(method, groups_to_run, layout)]) / 1e9

@@ -22,13 +22,14 @@ def test_bench_prints_one_table_with_ratios_and_writes_json_and_a_chart(capsys, 
             "--repeats", "1", "--warmup", "0", "--threads", "1",
             "--json", str(tmp_path / "bench.json"), "--chart", str(tmp_path / "bench.png")]
     assert main(args) == 0
-    table = capsys.readouterr().out.strip().splitlines()
+    machine, blank, *table = capsys.readouterr().out.strip().splitlines()
+    assert machine.startswith("CPU: ") and "1 threads" in machine and blank == ""
     assert table[0].startswith("| model | params (M) | GMACs | fp32 b1 ms | bf16+cl b1 ms | train fp32 b2 img/s |")
     assert [row.split(" | ")[0] for row in table[2:]] == [
         "| resnet50 (torchvision)", "| epsanet50_small", "| epsanet50_small (reference PSA)"]
     assert "x resnet50, " in table[3] and "x ref)" in table[3]
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert report["machine"]["threads"] == 1 and report["img_size"] == 32
+    assert report["machine"]["threads"] == 1 and report["img_size"] == 32 and report["machine"]["isa"]
     fast = report["models"][1]
     assert fast["params"] == 22_561_715 and fast["reference"] == "epsanet50_small (reference PSA)"
     assert set(fast["results"]) == {"fp32 b1", "bf16+cl b1", "train fp32 b2"}

@@ -223,3 +223,38 @@ def test_a_batchnorm_is_folded_into_a_psa_module_once():
     psa.fold_batchnorm(bn)
     with pytest.raises(ValueError, match="already holds a folded BatchNorm"):
         psa.fold_batchnorm(bn)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/device_check.sh)")
+
+
+@cuda
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("in_channels, groups, size, stride", [(64, SMALL, 14, 1), (128, LARGE, 12, 2)])
+def test_every_plan_matches_the_official_formulation_on_cuda(monkeypatch, in_channels, groups, size, stride,
+                                                             channels_last):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    reference, fast = (m.cuda() for m in twin_modules(in_channels, groups, stride))
+    x = torch.randn(2, in_channels, size, size, device="cuda")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    probe = torch.randn_like(reference(x))
+    expected, expected_grads = outputs_and_gradients(reference, x, probe)
+    for plan in every_plan(in_channels, groups):
+        monkeypatch.setattr(PSAModule, "_plan", lambda self, x, plan=plan: plan)
+        actual, actual_grads = outputs_and_gradients(fast, x, probe)
+        assert relative_error(actual, expected) < 1e-5, plan
+        for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
+            assert relative_error(actual_grad, expected_grad) < 1e-5, plan
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autotuned_psa_under_cuda_autocast_matches_the_official_formulation(monkeypatch, tmp_path, dtype):
+    monkeypatch.setenv("EPSANET_AUTOTUNE", "1")
+    monkeypatch.setenv("EPSANET_CACHE_DIR", str(tmp_path))
+    reference, fast = (m.cuda() for m in twin_modules(64, SMALL, 1))
+    x = torch.randn(4, 64, 28, 28, device="cuda")
+    with torch.autocast("cuda", dtype=dtype), torch.no_grad():
+        assert relative_error(fast(x), reference(x)) < 2e-2

@@ -1,5 +1,5 @@
-"""``epsanet bench``: zoo models against torchvision's resnet50 and the official PSA formulation,
-measured interleaved in one run (see :mod:`epsanet.benchmark`)."""
+"""``epsanet bench``: zoo models against the torchvision ResNet they replace and the official PSA
+formulation, measured interleaved in one run (see :mod:`epsanet.benchmark`)."""
 import argparse
 import os
 import sys
@@ -7,16 +7,37 @@ import sys
 import torch
 
 from .._files import write_json
-from ..benchmark import as_json, candidates, default_settings, format_table, machine_info, run_benchmark, save_chart
+from ..benchmark import (
+    as_json,
+    candidates,
+    default_settings,
+    describe_machine,
+    format_table,
+    machine_info,
+    run_benchmark,
+    save_chart,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", default=["epsanet50_small"], help="zoo models (default: epsanet50_small)")
-    parser.add_argument("--baseline", default="resnet50", help="torchvision model of the ratios; 'none' for none (default: resnet50)")
+    parser.add_argument("--baseline", default="auto",
+                        help="torchvision model of the ratios; 'auto' for the ResNet of each model's depth "
+                             "(resnet50, resnet101); 'none' for none (default: auto)")
     parser.add_argument("--no-reference", action="store_true", help="leave out the official PSA formulation")
+    parser.add_argument("--untuned", action="store_true",
+                        help="also run the fast PSA with the rule's plans instead of measured ones (before/after)")
+    parser.add_argument("--deploy", action="store_true",
+                        help="also run epsanet.deploy's inference form (BatchNorms folded; inference only)")
+    parser.add_argument("--compile", action="store_true", help="also run every model under torch.compile")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="also run every model exported to ONNX in onnxruntime (fp32 inference; needs the "
+                             "export extra)")
     parser.add_argument("--img-size", type=int, default=224, help="input size (default: 224)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="inference batch sizes (default: 1 16)")
-    parser.add_argument("--train-batch-size", type=int, default=8, help="training batch size; 0 skips training (default: 8)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16],
+                        help="inference batch sizes (default: 1 16)")
+    parser.add_argument("--train-batch-size", type=int, default=8,
+                        help="training batch size; 0 skips training (default: 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds per setting (default: 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per model and setting (default: 3)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
@@ -35,15 +56,24 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.chart):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+    if args.onnxruntime:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise ValueError("--onnxruntime needs onnxruntime: pip install 'epsanet[export]'") from None
+        if args.device != "cpu":
+            raise ValueError("--onnxruntime runs on the CPU: use it with --device cpu")
     baseline = None if args.baseline.lower() == "none" else args.baseline
-    cands = candidates(args.models, baseline, reference=not args.no_reference)
+    runtimes = ["eager"] + (["compile"] if args.compile else []) + (["onnxruntime"] if args.onnxruntime else [])
+    cands = candidates(args.models, baseline, reference=not args.no_reference, untuned=args.untuned,
+                       deploy=args.deploy, runtimes=runtimes)
     settings = default_settings(args.batch_sizes, args.train_batch_size)
     info = machine_info(args.device)
-    print(f"# {info['cpu']}, {info['cores']} cores, {info['threads']} threads, torch {info['torch']}, "
-          f"load average {info.get('load_average', '?')}", file=sys.stderr)
+    print(f"# {describe_machine(info)}", file=sys.stderr)
     results = run_benchmark(cands, settings, args.img_size, args.repeats, args.warmup, args.device,
                             log=lambda message: print(message, file=sys.stderr, flush=True))
-    print(format_table(cands, settings, results))
+    info = machine_info(args.device)  # the load average over the run
+    print(format_table(cands, settings, results, info))
     if args.json:
         write_json(args.json, as_json(cands, settings, results, args.img_size, args.device))
     if args.chart:
