@@ -11,9 +11,12 @@ branches turns the scores into weights, and the weighted branches are concatenat
 
 Two implementations share one set of parameters and one state_dict. :class:`PSAModule`, the
 default, computes the official formulation faster: each branch convolution runs as the
-equivalent computation that is fastest for its shape (:func:`branch_conv_plan`), the four SE
-gates run as one batched call, and the weighted branches are written in reverse order with a
-single copy. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
+equivalent computation (native grouped, merged groups, dense, depthwise + sum; NCHW or
+channels_last) measured fastest for its shape on this machine the first time the shape is seen
+(:mod:`epsanet.autotune`; with autotuning off, the rule of :func:`branch_conv_plan`), the four
+SE gates run as one batched call, and the weighted branches are written in reverse order with a
+single copy. :func:`epsanet.deploy` also folds the following BatchNorm into the module's final
+multiply. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
 tests and benchmarks.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -198,8 +201,10 @@ class PSAModule(nn.Module):
 
     The state_dict holds ``conv_1`` .. ``conv_4`` (no bias) and one ``se`` (``fc1``/``fc2``).
     The outputs equal :class:`ReferencePSAModule`'s to float rounding (below 1e-5 relative error
-    in float32, forward and gradients); each branch convolution is computed the fastest way for
-    its shape and device (:func:`branch_conv_plan`).
+    in float32, forward and gradients); each branch convolution is computed the way measured
+    fastest for its shape, dtype, layout and device on this machine (:mod:`epsanet.autotune`;
+    ``EPSANET_AUTOTUNE=0``, ``module.autotune = False``, TorchScript, tracing, ``torch.compile``
+    and export use the deterministic rule of :func:`branch_conv_plan`).
 
     Args:
         in_channels: input channels; must be divisible by every group count.
@@ -437,3 +442,6 @@ class ReferencePSAModule(PSAModule):
         scores = torch.stack([self.se.gate(b) for b in branches], dim=1)  # (N, 4, C/4, 1, 1)
         weighted = feats * scores.softmax(dim=1)
         return weighted.flip(1).flatten(1, 2)
+
+    def fold_batchnorm(self, bn: nn.BatchNorm2d) -> None:
+        raise TypeError("the reference PSA formulation keeps its BatchNorm: fold into a PSAModule instead")
