@@ -318,8 +318,9 @@ class PSAModule(nn.Module):
         key = self._autotune_key(x, dtype, training)
         plan = _parse_plan(autotune.lookup(x.device.type, key), self.groups)
         if plan is None:
-            plan = self._measure_plan(x, training)
-            autotune.store(x.device.type, key, {"channels_last": plan[0], "branches": [list(p) for p in plan[1]]})
+            plan, times_ms = self._measure_plan(x, training)
+            autotune.store(x.device.type, key, {"channels_last": plan[0], "branches": [list(p) for p in plan[1]],
+                                                "times_ms": times_ms})
         return plan
 
     @torch.jit.unused
@@ -336,9 +337,12 @@ class PSAModule(nn.Module):
         return [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
 
     @torch.jit.unused
-    def _measure_plan(self, x: torch.Tensor, training: bool) -> Tuple[bool, List[Tuple[str, int]]]:
+    def _measure_plan(
+        self, x: torch.Tensor, training: bool
+    ) -> Tuple[Tuple[bool, List[Tuple[str, int]]], Dict[str, Dict[str, float]]]:
         """Time every candidate computation of every branch in both memory formats, then the
-        whole module with each format's fastest branches (the format conversions included)."""
+        whole module with each format's fastest branches (the format conversions included).
+        Returns the plan and what each candidate took (ms, for the cache file: a record of why)."""
         from .. import autotune
 
         def timed(call, inp):
@@ -364,6 +368,7 @@ class PSAModule(nn.Module):
         weights = [w.detach() for w in self._branch_weights()]
         layouts = {False: source.contiguous(), True: source.contiguous(memory_format=torch.channels_last)}
         best: Dict[bool, List[Tuple[str, int]]] = {False: [], True: []}
+        report: Dict[str, Dict[str, float]] = {}
         for index, (groups, kernel_size) in enumerate(zip(self.groups, self.kernel_sizes)):
             runs = {}
             for channels_last, inp in layouts.items():
@@ -375,7 +380,10 @@ class PSAModule(nn.Module):
                                               self.dilation * (kernel_size // 2), self.dilation, method, groups_to_run)
                     runs[(channels_last, method, groups_to_run)] = timed(call, inp)
             times = autotune.time_candidates(runs, x.device)
-            autotune.log_times(f"branch {index + 1} k{kernel_size} g{groups}", times)
+            label = f"branch {index + 1} k{kernel_size} g{groups}"
+            autotune.log_times(label, times)
+            report[label] = {f"{'channels_last' if key[0] else 'nchw'} {key[1]} {key[2]}": round(t * 1e3, 3)
+                             for key, t in times.items()}
             for channels_last in layouts:
                 best[channels_last].append(min((t, key[1:]) for key, t in times.items() if key[0] == channels_last)[1])
         wholes = {}
@@ -388,8 +396,9 @@ class PSAModule(nn.Module):
             wholes[channels_last] = timed(whole, source)
         times = autotune.time_candidates(wholes, x.device)
         autotune.log_times("module", times)
+        report["module"] = {"channels_last" if key else "nchw": round(t * 1e3, 3) for key, t in times.items()}
         channels_last = times[True] < times[False]
-        return channels_last, best[channels_last]
+        return (channels_last, best[channels_last]), report
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last, plans = self._plan(x)
