@@ -58,8 +58,8 @@ def branch_conv_plan(
     im2col GEMM, at 3-12x below the throughput of wide groups. So thin groups are merged until
     each reads one block of input channels: the zeros this adds cost less than the padding they
     replace. In float32, groups with a single output channel and a kernel of 7 or more run
-    fastest as a depthwise
-    convolution plus a sum. cuDNN and other devices keep the native grouped convolution.
+    fastest as a depthwise convolution plus a sum. cuDNN and other devices keep the native
+    grouped convolution.
     """
     if dtype == torch.float32:
         block = 16
