@@ -196,6 +196,17 @@ class PSAModule(nn.Module):
         self.stride = stride
         self.dilation = dilation
 
+    def branch_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax weight each branch gives each channel for the module's input ``x``:
+        shape ``(N, 4, out_channels // 4)``, summing to 1 over dim 1. Index ``i`` is branch
+        ``conv_{i+1}`` (kernel ``kernel_sizes[i]``), whatever order the forward concatenates in.
+
+        Recomputed plainly from ``conv_1`` .. ``conv_4`` and ``se``, for inspection (see
+        :func:`epsanet.explain.psa_scale_weights`); the forward pass does not call it.
+        """
+        gates = [self.se.gate(conv(x)) for conv in (self.conv_1, self.conv_2, self.conv_3, self.conv_4)]
+        return torch.stack(gates, dim=1).flatten(2).softmax(dim=1)
+
     def _branch(self, index: int, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         groups, kernel_size = self.groups[index], self.kernel_sizes[index]
         method, groups_to_run = branch_conv_plan(
