@@ -26,6 +26,7 @@ from timm.models._hub import generate_readme, load_model_config_from_hf, load_mo
 from ._files import atomic_directory
 from .catalogue import find_weights, model_info
 from .checkpoint import read_state_dict
+from .integrations.transformers import adapt_hub_config
 
 __all__ = [
     "HubError", "HubConfig", "save_pretrained", "from_pretrained", "publish", "read_hub_config", "download_file",
@@ -282,8 +283,10 @@ def find_citation(cfg: Mapping[str, Any]) -> Optional[str]:
 def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Optional[Dict[str, Any]] = None,
                     model_card: Optional[Mapping[str, Any]] = None) -> Path:
     """Write ``model`` to ``directory`` in timm's hub format: ``config.json`` (``architecture``,
-    ``num_classes``, ``model_args``, ``pretrained_cfg``), ``model.safetensors`` and a model card
-    ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo models without it).
+    ``num_classes``, ``label_names``, ``model_args``, ``pretrained_cfg``), ``model.safetensors``
+    and a model card ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo
+    models without it). After ``import epsanet``, transformers loads the folder too
+    (``pipeline("image-classification", model=directory)``, see :mod:`epsanet.integrations.transformers`).
 
     The folder appears complete or not at all (written next to its destination, then renamed);
     an existing folder is replaced. ``model_args`` adds builder arguments to those the model was
@@ -295,6 +298,7 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Opt
         model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     with atomic_directory(directory) as staging:
         save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
+        adapt_hub_config(staging / "config.json")  # transformers' timm wrapper loads it too
         (staging / "README.md").write_text(_model_card(model, model_card), encoding="utf-8")
     return directory
 

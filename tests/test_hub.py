@@ -71,7 +71,9 @@ def test_save_pretrained_writes_timm_hub_format(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "epsanet50_small" and config["num_classes"] == 10
-    assert config["model_args"] == {**TINY, "in_chans": 3, "global_pool": "avg"}
+    # num_classes only at the root: transformers' timm wrapper passes it besides model_args
+    assert config["model_args"] == {"layers": [1, 1, 1, 1], "channels": [64, 64, 64, 64], "in_chans": 3,
+                                    "global_pool": "avg"}
     assert config["pretrained_cfg"]["license"] == "mit" and config["pretrained_cfg"]["num_classes"] == 10
 
 

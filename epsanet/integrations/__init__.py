@@ -1,0 +1,1 @@
+"""How the zoo meets other libraries' formats (Hugging Face ``transformers``)."""
