@@ -78,6 +78,7 @@ class TrainConfig:
     output_dir: Optional[str] = None
     resume: Optional[str] = None
     log_interval: int = 10
+    explain_every: int = 0
     # filled in by resolve_config
     world_size: int = 1
     global_batch_size: int = 32
@@ -216,6 +217,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(g, "--resume", "continue a run: without a value, the run in --output-dir (or start it if it has no "
         "checkpoint yet); with a value, that checkpoint", nargs="?", const="auto", metavar="CHECKPOINT")
     add(g, "--log-interval", "steps between progress updates and loss checks (default: 10)", type=int)
+    add(g, "--explain-every", "every N epochs, save the Grad-CAM grid of a fixed set of validation images as "
+        "explain/epoch_<N>.png in the run folder (needs `pip install 'epsanet[explain]'`; default: 0 = off)",
+        type=int, metavar="N")
 
 
 def default_recipe(data: str) -> str:
@@ -263,6 +267,8 @@ def _validate(config: TrainConfig) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+    if config.explain_every < 0:
+        raise ValueError(f"--explain-every must be 0 (off) or a number of epochs, got {config.explain_every}")
     if config.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {config.workers}")
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:

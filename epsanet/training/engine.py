@@ -4,7 +4,8 @@ A run folder holds ``run_config.json`` (the resolved configuration), ``last.pth`
 the last finished epoch, rewritten atomically every epoch), ``best/`` (the best model so far as a
 hub folder: ``config.json`` + ``model.safetensors``), ``metrics.json`` / ``metrics.csv`` /
 ``tensorboard/`` (per epoch, validation top-1 under ``val_top1``), ``curves.png`` and
-``summary.json`` at the end.
+``summary.json`` at the end; with ``--explain-every N``, ``explain/epoch_<N>.png`` (Grad-CAM of a
+fixed set of validation images).
 """
 import contextlib
 import math
@@ -47,7 +48,10 @@ __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_
 CHECKPOINT = "last.pth"
 BEST = "best"
 # Configuration entries that may change when resuming without changing the result.
-_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt"}
+_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt",
+                "explain_every"}
+# Validation images whose Grad-CAM grid --explain-every saves.
+EXPLAIN_IMAGES = 8
 
 
 class NonFiniteError(RuntimeError):
@@ -141,6 +145,7 @@ class _Run:
             self.model, config.img_size, config.crop_pct, config.interpolation, self.classes)
         train_set.transform, eval_transform = build_transforms(config, resolve_data_config(model=self.model))
         val_set = build_dataset(config.data, "val", eval_transform)
+        self.explain_images = self._explain_images(config) if config.explain_every and env.is_main else []
         if list(val_set.classes) != self.classes:
             raise ValueError(f"{config.data}: the train/ and val/ folders have different classes "
                              f"({len(self.classes)} and {len(val_set.classes)}): give both the same class folders")
@@ -242,6 +247,29 @@ class _Run:
             "best": self.best,
         }, self.out / CHECKPOINT)
 
+    @staticmethod
+    def _explain_images(config: TrainConfig) -> List[Any]:
+        """The validation images --explain-every shows: evenly spaced over the split (so over its
+        classes, for image folders), unreadable ones left out."""
+        from ..data import Unreadable
+        from ..explain import require_grad_cam
+
+        require_grad_cam()
+        raw = build_dataset(config.data, "val")
+        picks = sorted({round(i * (len(raw) - 1) / max(EXPLAIN_IMAGES - 1, 1)) for i in range(EXPLAIN_IMAGES)})
+        items = [raw[i][0] for i in picks]
+        return [image for image in items if not isinstance(image, Unreadable)]
+
+    def _save_explanations(self, model: nn.Module, epoch: int) -> None:
+        from ..explain import explain, grid_image, save_png
+
+        explanations = explain(model, self.explain_images, display_size=128)
+        folder = self.out / "explain"
+        folder.mkdir(exist_ok=True)
+        title = f"Grad-CAM @ {explanations[0].layer}, epoch {epoch}"
+        save_png(grid_image([[e] for e in explanations], [f"{self.config.model} (top-1 class)"], title),
+                 folder / f"epoch_{epoch:03d}.png")
+
     def _export_best(self, weights: str) -> None:
         save_pretrained(self.ema.module if weights == "ema" else self.model, self.out / BEST)
 
@@ -290,8 +318,8 @@ class _Run:
         train_loss, images, skipped = self._train_epoch(epoch)
         train_seconds = time.perf_counter() - start
         if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
-            self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
-                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
+            self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. in "
+                              "bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")
@@ -314,6 +342,8 @@ class _Run:
             self.best = {"val_top1": round(top1, 4), "epoch": epoch + 1, "weights": weights}
             if env.is_main:
                 self._export_best(weights)
+        if env.is_main and self.explain_images and (epoch + 1) % config.explain_every == 0:
+            self._save_explanations(self.ema.module if self.ema is not None else self.model, epoch + 1)
         self._save(epoch + 1)
         self._log(f"epoch {epoch + 1}/{self.num_epochs}: train_loss {row['train_loss']:.4f}  val_loss "
                   f"{row['val_loss']:.4f}  val_top1 {row['val_top1']:.2f}  val_top5 {row['val_top5']:.2f}"
