@@ -10,6 +10,7 @@ package) for any zoo model, and the kernel sizes EPSANet's PSA modules choose.
 CAMs need the optional ``grad-cam`` package: ``pip install 'epsanet[explain]'``.
 """
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .layers import PSAModule
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
+    "describe_default_layer",
     "find_layer", "class_names", "load_image", "find_images", "overlay_image", "grid_image", "save_png",
     "plot_psa_scales", "explain_files", "require_grad_cam",
 ]
@@ -39,6 +41,8 @@ METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "eigencam": "Ei
 METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "Eigen-CAM", "scorecam": "Score-CAM"}
 # Overlays are drawn at this size (the short side), whatever the model's input size.
 DISPLAY_SIZE = 224
+# The default CAM layer is the last stage whose map has at least this many cells a side.
+MIN_CAM_CELLS = 4
 
 
 def require_grad_cam():
@@ -95,12 +99,27 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
 # -- model helpers --------------------------------------------------------------------------------
 
 def default_target_layer(model: nn.Module) -> str:
-    """The layer CAMs use by default: the model's last stage (timm's last ``feature_info`` entry,
-    ``layer4`` for the zoo's ResNets)."""
+    """The layer CAMs use by default: the model's last stage (``layer4`` for the zoo's ResNets at
+    224 px), or, when its map is smaller than :data:`MIN_CAM_CELLS` cells a side at the model's
+    input size (``layer4`` is 1x1 at 32 px), the last stage whose map is not."""
     info = getattr(model, "feature_info", None)
-    if info:
-        return info[-1]["module"]
-    raise ValueError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
+    if not info:
+        raise ValueError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
+    size = min(resolve_data_config(model=model)["input_size"][1:])
+    for stage in reversed(info):
+        if math.ceil(size / stage["reduction"]) >= MIN_CAM_CELLS:
+            return stage["module"]
+    return info[-1]["module"]
+
+
+def describe_default_layer(model: nn.Module) -> str:
+    """Why :func:`default_target_layer` chose its layer, for the user."""
+    layer, last = default_target_layer(model), model.feature_info[-1]["module"]
+    if layer == last:
+        return "its last stage"
+    size = "x".join(str(s) for s in resolve_data_config(model=model)["input_size"][1:])
+    return (f"{last}, the last stage, has fewer than {MIN_CAM_CELLS}x{MIN_CAM_CELLS} cells at the model's {size} px "
+            f"input; {layer} is the last stage with that many")
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -501,7 +520,7 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
             label += "'"
         labels.append(label)
         chosen_layer = layer or default_target_layer(model)
-        why = "" if layer else " (its last stage; choose another with --layer)"
+        why = "" if layer else f" ({describe_default_layer(model)}; choose another with --layer)"
         log(f"{label}: {METHOD_TITLES[method]} on layer {chosen_layer}{why}")
         explanations = explain(model, images, method, chosen_layer, target, display_size)
         folder = out / _file_name(label)
