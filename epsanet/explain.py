@@ -275,30 +275,44 @@ def overlay_image(explanation: Explanation, title: Optional[str] = None) -> Imag
 
 def grid_image(rows: Sequence[Sequence[Explanation]], column_titles: Sequence[str],
                title: Optional[str] = None) -> Image.Image:
-    """The paper's figure: one row per image (its explanations by each model), the image first,
-    then one CAM per model with its top-1 below."""
-    cell = max(e.image.shape[1] for explanations in rows for e in explanations)
-    cell_h = max(e.image.shape[0] for explanations in rows for e in explanations)
-    size = max(10, cell // 16)
+    """The paper's figure: for each image (``rows[i]``: its explanations by each model), the image
+    and one CAM per model with its top-1 below. Several models: one row per image, one column per
+    model. One model: the images side by side, their CAMs below."""
+    tiles = [[(Image.fromarray((explanations[0].image * 255).round().astype(np.uint8)), "")]
+             + [(Image.fromarray(e.overlay), f"{e.top5[0][0]} {100 * e.top5[0][1]:.0f}%") for e in explanations]
+             for explanations in rows]
+    headers = ["image", *column_titles]
+    if len(column_titles) == 1:
+        return _tile_grid([list(t) for t in zip(*tiles)], headers, title, headers_on_rows=True)
+    return _tile_grid(tiles, headers, title, headers_on_rows=False)
+
+
+def _tile_grid(tiles: List[List[Tuple[Image.Image, str]]], headers: Sequence[str], title: Optional[str],
+               headers_on_rows: bool) -> Image.Image:
+    """Tiles with a caption below each, headers above each column (or above each row)."""
+    cell = max(tile.width for row in tiles for tile, _ in row)
+    cell_h = max(tile.height for row in tiles for tile, _ in row)
+    size = max(10, min(cell, cell_h) // 10)
     font = _font(size)
-    header = (size + 6) * (2 if title else 1) + 4
-    caption = size + 8
-    columns = 1 + len(column_titles)
-    canvas = Image.new("RGB", (columns * (cell + 4) + 4, header + len(rows) * (cell_h + caption + 4)), "white")
+    line = size + 6
+    top = line * (2 if title else 1) if not headers_on_rows else (line if title else 0)
+    row_height = cell_h + line + (line if headers_on_rows else 0)
+    columns = max(len(row) for row in tiles)
+    canvas = Image.new("RGB", (columns * (cell + 4) + 4, top + len(tiles) * (row_height + 4)), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
-        draw.text((4, 2), title, fill="black", font=font)
-    for c, text in enumerate(["image", *column_titles]):
-        draw.text((4 + c * (cell + 4), header - size - 6), _fit(text, draw, font, cell), fill="black", font=font)
-    for r, explanations in enumerate(rows):
-        top = header + r * (cell_h + caption + 4)
-        shown = Image.fromarray((explanations[0].image * 255).round().astype(np.uint8))
-        canvas.paste(shown, (4, top))
-        for c, explanation in enumerate(explanations, start=1):
-            canvas.paste(Image.fromarray(explanation.overlay), (4 + c * (cell + 4), top))
-            name, p = explanation.top5[0]
-            text = _fit(f"{name} {100 * p:.0f}%", draw, font, cell)
-            draw.text((4 + c * (cell + 4), top + cell_h + 2), text, fill="black", font=font)
+        draw.text((4, 2), _fit(title, draw, font, canvas.width - 8), fill="black", font=font)
+    if not headers_on_rows:
+        for c, text in enumerate(headers):
+            draw.text((4 + c * (cell + 4), top - line + 2), _fit(text, draw, font, cell), fill="black", font=font)
+    for r, row in enumerate(tiles):
+        y = top + r * (row_height + 4)
+        if headers_on_rows:
+            draw.text((4, y + 2), _fit(headers[r], draw, font, canvas.width - 8), fill="black", font=font)
+            y += line
+        for c, (tile, caption) in enumerate(row):
+            canvas.paste(tile, (4 + c * (cell + 4), y))
+            draw.text((4 + c * (cell + 4), y + cell_h + 2), _fit(caption, draw, font, cell), fill="black", font=font)
     return canvas
 
 

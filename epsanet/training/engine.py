@@ -267,7 +267,7 @@ class _Run:
         folder = self.out / "explain"
         folder.mkdir(exist_ok=True)
         title = f"Grad-CAM @ {explanations[0].layer}, epoch {epoch}"
-        save_png(grid_image([[e] for e in explanations], [f"{self.config.model} (top-1 class)"], title),
+        save_png(grid_image([[e] for e in explanations], [f"{self.config.model}: Grad-CAM of its top-1 class"], title),
                  folder / f"epoch_{epoch:03d}.png")
 
     def _export_best(self, weights: str) -> None:
