@@ -10,6 +10,16 @@ from typing import Any, Iterator, Union
 import torch
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# tempfile creates private files (0600) and folders (0700); what is written gets the permissions
+# open() and mkdir() would give it under the process's umask.
+_UMASK = _current_umask()
+
 @contextlib.contextmanager
 def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Path]:
     """A temporary path next to ``path`` (ending in ``suffix``, for writers that read the format
@@ -20,6 +30,7 @@ def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Pat
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,6 +45,7 @@ def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    os.chmod(staging, 0o777 & ~_UMASK)
     try:
         yield staging
         if directory.exists():
