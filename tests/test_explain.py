@@ -225,7 +225,7 @@ def test_psa_scales_are_written_as_json_and_a_chart(folders, tmp_path, capsys):
 def test_train_explain_every_saves_grids_and_the_export_explains(tmp_path):
     data = write_digits_folder(tmp_path / "digits", per_class=8)
     run = tmp_path / "run"
-    assert main(train_args(data, run, "--explain-every", "2")) == 0  # two epochs
+    assert main(train_args(data, run, "--explain-every", "2")) == 0  # two epochs: a grid after the second only
     assert [p.name for p in (run / "explain").iterdir()] == ["epoch_002.png"]
     with Image.open(run / "explain" / "epoch_002.png") as grid:
         assert grid.format == "PNG" and grid.width > 8 * 128  # eight validation images side by side
