@@ -5,6 +5,7 @@ works; the same models are built torchvision-style by ``epsanet.epsanet50_small(
 """
 __version__ = "0.1.0"
 
+from . import explain  # epsanet.explain.psa_scale_weights; the grad-cam package is imported only for CAMs
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
 from .convert import convert_checkpoint
@@ -18,5 +19,5 @@ from .transplant import TransplantReport, transplant
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
     "save_pretrained", "publish", "HubError", "convert_checkpoint", "transplant", "TransplantReport",
-    "create_attention", "list_attention", "count_macs", "count_params", *_models_all,
+    "create_attention", "list_attention", "count_macs", "count_params", "explain", *_models_all,
 ]
