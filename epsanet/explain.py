@@ -32,7 +32,7 @@ __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
     "describe_default_layer",
     "find_layer", "class_names", "load_image", "find_images", "overlay_image", "grid_image", "save_png",
-    "plot_psa_scales", "explain_files", "require_grad_cam",
+    "plot_psa_scales", "explain_files", "require_grad_cam", "MissingDependencyError",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -45,12 +45,17 @@ DISPLAY_SIZE = 224
 MIN_CAM_CELLS = 4
 
 
+class MissingDependencyError(ImportError, RuntimeError):
+    """An optional package is not installed (a RuntimeError too, so the command line prints it in one line)."""
+
+
 def require_grad_cam():
     """The ``pytorch_grad_cam`` module, or a one-line error saying how to install it."""
     try:
         import pytorch_grad_cam
     except ImportError:
-        raise ImportError("class activation maps need the grad-cam package: pip install 'epsanet[explain]'") from None
+        raise MissingDependencyError("class activation maps need the grad-cam package: "
+                                     "pip install 'epsanet[explain]'") from None
     return pytorch_grad_cam
 
 
