@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import huggingface_hub.utils
 
+from ._optional import MissingDependencyError
+
 # command name -> (module, one-line help)
 COMMANDS = {
     "models": ("epsanet.commands.models", "list the zoo's models with parameters and GMACs"),
@@ -25,7 +27,8 @@ COMMANDS = {
 }
 
 # Exceptions that carry a message meant for the user.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError,
+               MissingDependencyError)
 
 
 def build_parser() -> argparse.ArgumentParser:
