@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from .._optional import MissingDependencyError
+
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
     from ..detection.shapes import make_shapes_dataset, shapes_splits
-except ImportError as e:  # pycocotools comes with the `detection` extra; the other commands work without it
+except MissingDependencyError as e:  # pycocotools comes with the `detection` extra; other commands work without it
     MISSING = e
 else:
     MISSING = None
@@ -63,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if MISSING is not None:
-        raise RuntimeError(f"epsanet detect needs the detection extra ({MISSING}): pip install 'epsanet[detection]'")
+        raise MISSING
     if args.detect_command == "shapes":
         splits = make_shapes_dataset(args.root, train_images=args.train_images, val_images=args.val_images,
                                      image_size=tuple(args.image_size), seed=args.seed, overwrite=args.overwrite)

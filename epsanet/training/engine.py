@@ -38,7 +38,7 @@ from .distributed import (
 )
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .reporting import MetricsLog, plot_curves
+from .reporting import MetricsLog, plot_curves, require_reporting
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
@@ -125,6 +125,8 @@ class _Run:
         self.config = config
         self.env = env
         self.out = Path(config.output_dir)
+        if env.is_main:
+            require_reporting(training=True)
         self.checkpoint_path = self._checkpoint_to_resume()
         if config.world_size != env.world_size:
             raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
