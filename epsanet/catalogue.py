@@ -1,4 +1,4 @@
-"""Reads ``weights/catalogue.toml``: the zoo's architectures and the checkpoints that exist.
+"""Reads ``epsanet/weights/catalogue.toml``: the zoo's architectures and the checkpoints that exist.
 
 timm's ``default_cfgs`` (:func:`timm_default_cfgs`) and :func:`list_pretrained` are generated
 here from that one file, and so are the torchvision-style weights enums

@@ -1,5 +1,4 @@
 """epsanet's modules import each other one way: catalogue, then weights download, then models, then the hub."""
-import configparser
 from pathlib import Path
 from typing import Dict, Set
 
@@ -9,14 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def epsanet_roots() -> Dict[str, Path]:
-    """The package's source folders as setup.cfg maps them (``epsanet.weights`` lives in ``weights/``)."""
-    setup = configparser.ConfigParser()
-    setup.read(ROOT / "setup.cfg")
-    mapped = dict(
-        (name.strip(), ROOT / folder.strip())
-        for name, _, folder in (line.partition("=") for line in setup["options"]["package_dir"].strip().splitlines())
-    )
-    return {"epsanet": ROOT / "epsanet", **mapped}
+    return {"epsanet": ROOT / "epsanet"}
 
 
 def reachable(graph: Dict[str, Set[str]], start: str) -> Set[str]:
