@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._lock import exclusive_folder
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -72,11 +73,14 @@ def train(config: TrainConfig) -> TrainResult:
 
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
-    summed); the first process writes the run folder.
+    summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
+    second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
+    names the process holding it.
     """
     env = setup_environment(config.device)
     try:
-        return _Run(config, env).train()
+        with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
+            return _Run(config, env).train()
     finally:
         teardown_environment(env)
 
