@@ -152,7 +152,8 @@ def list_pretrained(pattern: str = "*", include_by_hand: bool = False) -> List[s
     By default only weights that ``pretrained=True`` downloads by itself (as ``timm.list_pretrained``);
     ``include_by_hand=True`` adds the official checkpoints a person has to fetch.
     """
-    return [e.name for e in weights_entries() if fnmatch.fnmatch(e.name, pattern) and (include_by_hand or not e.by_hand)]
+    return [e.name for e in weights_entries()
+            if fnmatch.fnmatch(e.name, pattern) and (include_by_hand or not e.by_hand)]
 
 
 def timm_default_cfgs() -> Dict[str, Dict[str, Any]]:
