@@ -1,11 +1,9 @@
 """Optional dependencies, imported where a feature needs them.
 
-A missing one is reported in one line that names the extra bringing it::
-
-    >>> require("sklearn.datasets", "train", "the digits dataset")
-    MissingDependencyError: the digits dataset needs scikit-learn: pip install 'epsanet[train]'
-
-``epsanet`` commands print that line (``epsanet train: error: ...``) and exit with status 2.
+A missing one is reported in one line that names the extra bringing it: without scikit-learn,
+``require("sklearn.datasets", "train", "the digits dataset")`` raises a
+:class:`MissingDependencyError` saying ``the digits dataset needs scikit-learn: pip install
+'epsanet[train]'``, which ``epsanet`` commands print as ``epsanet train: error: ...`` (exit status 2).
 """
 import importlib
 from types import ModuleType
