@@ -17,6 +17,7 @@ from PIL import Image
 
 import epsanet
 from epsanet._lock import FolderInUseError, exclusive_folder
+from epsanet.cli import main
 
 REPO_ID = "epsanet-tests/epsanet-37mb"
 # One EPSA block per stage at full width: 37 MB of weights, long enough a download to kill midway.
@@ -169,3 +170,13 @@ def test_a_folder_held_in_this_process_is_refused_to_the_next_holder_and_free_af
     with exclusive_folder(tmp_path / "run"):
         pass
     assert not (tmp_path / "run").exists()  # created by the lock and left empty: removed
+
+
+def test_detection_training_is_refused_a_folder_another_process_holds(tmp_path, capsys):
+    missing = str(tmp_path / "nothing")
+    with exclusive_folder(tmp_path / "run", "the holder"):
+        status = main(["detect", "train", "--train-images", missing, "--train-ann", missing, "--val-images", missing,
+                       "--val-ann", missing, "--output-dir", str(tmp_path / "run")])
+    assert (status, capsys.readouterr().err) == (2, f"epsanet detect: error: {tmp_path / 'run'} is in use by the "
+                                                    f"holder pid {os.getpid()} on {socket.gethostname()}: wait for it "
+                                                    "to finish, or choose another --output-dir\n")

@@ -10,10 +10,13 @@ Under torchrun (``torchrun --nproc_per_node=N -m epsanet detect train ...``) tra
 evaluation run on N processes with DDP.
 """
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 import torch.distributed as dist
 
+from .._lock import exclusive_folder
 from .._optional import MissingDependencyError
 
 try:
@@ -76,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if args.detect_command == "eval":
             evaluate_checkpoint(args)
         else:
-            train(_demo_arguments(args) if args.detect_command == "demo" else args)
+            train_args = _demo_arguments(args) if args.detect_command == "demo" else args
+            # The first process (torchrun's RANK 0) writes the run folder and holds it for the run.
+            first = int(os.environ.get("RANK", "0")) == 0
+            with exclusive_folder(train_args.output_dir, "epsanet detect train") if first else contextlib.nullcontext():
+                train(train_args)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
