@@ -114,6 +114,7 @@ def results(tmp_path_factory):
     cases.append({"id": "core-command", "hide": OPTIONAL, "argv": ["weights", "--json"]})
     cases.append({"id": "core-modules", "hide": OPTIONAL, "code": "import epsanet, epsanet.cli, epsanet.training, "
                                                                   "epsanet.export, epsanet.benchmark, epsanet.data"})
+    assert len({case["id"] for case in cases}) == len(cases)
     done = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(cases)], capture_output=True, text=True,
                           cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
