@@ -26,13 +26,14 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import Compose
 
 from ._files import atomic_file, write_json
+from ._optional import require
 from .layers import PSAModule
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
     "describe_default_layer",
     "find_layer", "class_names", "load_image", "find_images", "overlay_image", "grid_image", "save_png",
-    "plot_psa_scales", "explain_files", "require_grad_cam", "MissingDependencyError",
+    "plot_psa_scales", "explain_files", "require_grad_cam",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -45,18 +46,9 @@ DISPLAY_SIZE = 224
 MIN_CAM_CELLS = 4
 
 
-class MissingDependencyError(ImportError, RuntimeError):
-    """An optional package is not installed (a RuntimeError too, so the command line prints it in one line)."""
-
-
 def require_grad_cam():
-    """The ``pytorch_grad_cam`` module, or a one-line error saying how to install it."""
-    try:
-        import pytorch_grad_cam
-    except ImportError:
-        raise MissingDependencyError("class activation maps need the grad-cam package: "
-                                     "pip install 'epsanet[explain]'") from None
-    return pytorch_grad_cam
+    """The ``pytorch_grad_cam`` module, or a one-line :class:`MissingDependencyError` naming the extra."""
+    return require("pytorch_grad_cam", "explain", "Grad-CAM")
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -428,8 +420,7 @@ def psa_scale_weights(model: nn.Module, images: torch.Tensor, batch_size: int = 
 def plot_psa_scales(scales: Dict[str, PSAScaleWeights], path: PathLike) -> Path:
     """A chart per model: stacked bars of the mean weight of each kernel size per stage (left),
     and the same per block through the network (right)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "explain", "the PSA scale chart")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -281,14 +281,6 @@ def test_weights_must_follow_a_model(tmp_path, capsys):
     assert "--weights applies to the --model before it" in capsys.readouterr().err
 
 
-def test_without_the_grad_cam_package_explain_says_how_to_install_it(folders, tmp_path, capsys, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # what an uninstalled package looks like
-    assert main(["explain", str(folders[2] / "rgb.jpg"), "--model", str(folders[0]), "--out", str(tmp_path)]) == 2
-    assert "pip install 'epsanet[explain]'" in one_line_error(capsys)
-
-
 @pytest.mark.slow
 def test_the_digits_demo_model_explains_with_psa_scales(tmp_path):
     from epsanet.data import DigitsDataset
