@@ -30,7 +30,7 @@ _TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size",
 # Catalogue fields that are not timm PretrainedCfg fields.
 _CATALOGUE_FIELDS = (
     "model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256", "citation", "metrics_source",
-    "fetch_url", "fetch_file", "alias_of",
+    "fetch_url", "fetch_file", "fetch_code", "alias_of",
 )
 
 
@@ -75,14 +75,12 @@ class WeightsEntry:
         dataset = {"in1k": "IMAGENET1K", "in22k": "IMAGENET22K"}.get(dataset, dataset.upper())
         return f"{dataset}_{recipe.upper()}" if recipe else dataset
 
-    def fetch_instructions(self) -> str:
-        """One line telling a person how to get these weights into the zoo."""
-        file = self.fetch_file or "FILE"
-        return (
-            f"weights {self.name} must be fetched by hand: download {self.fetch_file or 'the checkpoint'} from "
-            f"{self.fetch_url}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} "
-            f"--out DIR`, then load DIR with epsanet.{self.model}(weights='DIR')"
-        )
+    def fetch_instructions(self, route: str = "python") -> str:
+        """One line telling a person how to get these weights into the zoo and load them by ``route``
+        (see :func:`epsanet._by_hand.fetch_instructions`)."""
+        from ._by_hand import fetch_instructions
+
+        return fetch_instructions(self, route)
 
 
 @functools.lru_cache(maxsize=None)
@@ -180,10 +178,11 @@ class _CatalogueWeightsEnum(WeightsEnum):
         by the enum's name) or its timm tag (``"a1_in1k"``); a hub folder written by
         :func:`epsanet.save_pretrained` or an ``"hf-hub:org/name[@revision]"`` id is returned as
         is (the builder loads it); None stays None."""
-        if obj is None or isinstance(obj, cls):
+        if obj is None:
             return obj
         if isinstance(obj, os.PathLike) or (isinstance(obj, str) and (obj.startswith("hf-hub:") or os.path.isdir(obj))):
             return obj
+        member = obj if isinstance(obj, cls) else None
         if not cls.__members__:
             raise ValueError(
                 f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
@@ -191,9 +190,14 @@ class _CatalogueWeightsEnum(WeightsEnum):
             )
         if isinstance(obj, str):
             name = obj.replace(cls.__name__ + ".", "")
-            for member_name, member in cls.__members__.items():
-                if name in (member_name, member.meta["timm_name"].split(".", 1)[1]):
-                    return member
+            member = next((m for member_name, m in cls.__members__.items()
+                           if name in (member_name, m.meta["timm_name"].split(".", 1)[1])), None)
+        if member is not None and member.meta["fetch_url"]:
+            from .hub import HubError  # hub reads the catalogue
+
+            raise HubError(find_weights(*member.meta["timm_name"].split(".", 1)).fetch_instructions("python"))
+        if member is not None:
+            return member
         choices = ", ".join(cls.__members__)
         raise ValueError(
             f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
@@ -202,7 +206,10 @@ class _CatalogueWeightsEnum(WeightsEnum):
 
     def get_state_dict(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         """The weights' state_dict, downloaded (and checked) through the Hugging Face Hub cache."""
-        from .hub import load_catalogue_state_dict
+        from .hub import HubError, load_catalogue_state_dict
+
+        if self.meta["fetch_url"]:
+            raise HubError(find_weights(*self.meta["timm_name"].split(".", 1)).fetch_instructions("python"))
 
         return load_catalogue_state_dict(self.meta["timm_name"])
 

@@ -220,7 +220,7 @@ def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] 
     architecture = cfg.get("architecture") or "this model"
     entry = find_weights(architecture, cfg.get("tag"))
     if entry is not None and entry.by_hand:
-        raise HubError(entry.fetch_instructions())
+        raise HubError(entry.fetch_instructions("timm"))
     raise HubError(
         f"no pretrained weights exist for {architecture}: build it with weights=None (pretrained=False), or "
         "load a hub folder or 'hf-hub:org/name' with weights=..."

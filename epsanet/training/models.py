@@ -1,14 +1,16 @@
 """Where a model comes from: a zoo name (with catalogue weights or none), a hub folder, an
 ``hf-hub:`` id, or a checkpoint; and how a trained model records its preprocessing and labels."""
+import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import timm
 from torch import nn
 
-from ..catalogue import list_pretrained
+from .._paths import Kind, PathKind, WrongKindError, path_kind
+from ..catalogue import find_weights, weights_entries
 from ..checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
-from ..hub import from_pretrained
+from ..hub import HubError, from_pretrained
 from ..models import get_model_builder
 
 __all__ = ["create_model_for_training", "load_model", "record_preprocessing"]
@@ -18,13 +20,19 @@ def _is_hub_source(source: str) -> bool:
     return source.startswith("hf-hub:") or Path(source).is_dir()
 
 
-def _catalogue_model(name: str, tag: Optional[str], **kwargs: Any) -> nn.Module:
+def _catalogue_model(name: str, tag: Optional[str], route: str = "cli-model", **kwargs: Any) -> nn.Module:
+    """Zoo model ``name``, with the catalogue weights ``tag`` if given; ``route`` says how the
+    command takes a hub folder, for the instructions of weights fetched by hand."""
     get_model_builder(name)  # a one-line error with suggestions for an unknown name
     if tag is None:
         return timm.create_model(name, **kwargs)
-    if f"{name}.{tag}" not in list_pretrained(f"{name}.*"):
-        tags = ", ".join(n.split(".", 1)[1] for n in list_pretrained(f"{name}.*")) or "none exist yet"
-        raise ValueError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet models`")
+    entry = find_weights(name, tag)
+    if entry is None:
+        tags = ", ".join(e.tag for e in weights_entries(name)) or "none exist yet"
+        raise ValueError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet weights`, "
+                         "or pass a hub folder or hf-hub:ORG/NAME")
+    if entry.by_hand:
+        raise HubError(entry.fetch_instructions(route))
     return timm.create_model(f"{name}.{tag}", pretrained=True, **kwargs)
 
 
@@ -35,7 +43,7 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
     classifier of another size is replaced by a new one. ``kwargs`` go to the builder."""
     kwargs["num_classes"] = num_classes
     if pretrained is None or not (_is_hub_source(pretrained) or Path(pretrained).is_file()):
-        return _catalogue_model(name, pretrained, **kwargs)
+        return _catalogue_model(name, pretrained, "cli-pretrained", **kwargs)
     if _is_hub_source(pretrained):
         model = from_pretrained(pretrained, **kwargs)
         architecture = model.pretrained_cfg.get("architecture")
@@ -55,16 +63,55 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
     return model
 
 
+MODEL_SOURCES = ("a zoo model name (see `epsanet models`), a hub folder, a training run folder, an hf-hub:ORG/NAME "
+                 "id or an `epsanet train` checkpoint")
+
+
+def _model_path(source: str) -> Optional[PathKind]:
+    """What a ``--model`` that names a local path is; None for a zoo name or an ``hf-hub:`` id."""
+    if source.startswith("hf-hub:"):
+        return None
+    info = path_kind(source)
+    if info.kind is not Kind.MISSING:
+        return info
+    looks_like_a_path = any(sep in source for sep in ("/", os.sep)) or source.startswith((".", "~")) or \
+        source.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors"))
+    if looks_like_a_path:
+        detail = "" if info.description == "missing" else f" ({info.description})"
+        raise FileNotFoundError(f"--model {source} does not exist{detail}: pass {MODEL_SOURCES}")
+    return None
+
+
+def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Optional[str]]:
+    """``model.tag`` (timm's way of naming weights) as the name and the tag."""
+    name, dot, tag = source.partition(".")
+    if not dot:
+        return source, pretrained
+    get_model_builder(name)
+    if pretrained not in (None, tag):
+        raise ValueError(f"--model {source} names the weights {tag!r}, but --pretrained says {pretrained!r}: "
+                         "give the tag once")
+    return name, tag
+
+
 def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Optional[str] = None) -> nn.Module:
     """A model to evaluate, from ``source``: a zoo name (with a catalogue tag ``pretrained``, or
-    the weights in ``checkpoint``: official ``.pth.tar``, state dict, safetensors), a hub folder,
-    an ``hf-hub:`` id, or a checkpoint written by ``epsanet train``."""
-    if (pretrained or checkpoint) and (_is_hub_source(source) or Path(source).is_file()):
-        raise ValueError(f"--pretrained and --checkpoint go with a zoo model name, not with {source}")
-    if _is_hub_source(source):
+    the weights in ``checkpoint``: official ``.pth.tar``, state dict, safetensors), ``model.tag``,
+    a hub folder, a training run folder (its best model), an ``hf-hub:`` id, or a checkpoint
+    written by ``epsanet train``. What ``source`` is comes from its content; a path of another
+    kind is a one-line error naming what it is."""
+    if pretrained and checkpoint:
+        raise ValueError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass one of them")
+    info = _model_path(source)
+    if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
+        option = "--pretrained" if pretrained else "--checkpoint"
+        raise ValueError(f"{option} goes with a zoo model name, not with {source}, which holds its own weights: "
+                         f"leave out {option}")
+    if source.startswith("hf-hub:"):
         return from_pretrained(source)
-    if Path(source).is_file():
-        return _model_from_training_checkpoint(Path(source))
+    if info is not None:
+        return _model_from_path(info)
+    source, pretrained = _split_name_and_tag(source, pretrained)
     if checkpoint is None:
         return _catalogue_model(source, pretrained)
     get_model_builder(source)
@@ -74,6 +121,28 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
     model = _catalogue_model(source, None, **({"num_classes": num_classes} if num_classes else {}))
     load_checkpoint(model, state)
     return model
+
+
+def _model_from_path(info: PathKind) -> nn.Module:
+    path = info.path
+    if info.kind is Kind.HUB_FOLDER:
+        return from_pretrained(path)
+    if info.kind is Kind.TRAINING_RUN:
+        if (path / "best" / "config.json").is_file():
+            return from_pretrained(path / "best")
+        if (path / "last.pth").is_file():
+            return _model_from_training_checkpoint(path / "last.pth")
+        raise FileNotFoundError(f"run folder {path} has no best/ model nor last.pth yet: let it finish an epoch, "
+                                "or resume it with `epsanet train --resume`")
+    if info.kind in (Kind.TORCH_ZIP, Kind.TORCH_PICKLE):
+        return _model_from_training_checkpoint(path)
+    if info.kind is Kind.SAFETENSORS:
+        raise WrongKindError(f"--model {path} is a weights file without its architecture: pass "
+                             f"--model NAME --checkpoint {path}")
+    if info.kind is Kind.UNREADABLE:
+        raise PermissionError(f"--model {path} is {info.description}: fix its permissions")
+    what = "a folder without config.json (not a hub folder nor a training run)" if info.is_folder else info.description
+    raise WrongKindError(f"--model {path} is {what}, not a model: pass {MODEL_SOURCES}")
 
 
 def _model_from_training_checkpoint(path: Path) -> nn.Module:
