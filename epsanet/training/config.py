@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from timm.utils import ParseKwargs
 
-from ..data import DIGITS
+from ..data import DIGITS, default_workers
 
 __all__ = ["TrainConfig", "RECIPES", "add_train_arguments", "resolve_config", "scaled_lr", "lr_for"]
 
@@ -72,7 +72,7 @@ class TrainConfig:
     compile: bool = False
     grad_checkpointing: bool = False
     sync_bn: bool = False
-    workers: int = 8
+    workers: Optional[int] = None  # None: default_workers(), what the machine has
     seed: int = 0
     skip_corrupt: bool = False
     output_dir: Optional[str] = None
@@ -96,7 +96,7 @@ PAPER = dict(
     decay_norm_and_bias=True, sched="step", sched_on_updates=False, decay_epochs=30, decay_rate=0.1,
     warmup_epochs=0, smoothing=0.1, img_size=224, crop_pct=0.875, interpolation="bilinear", scale=(0.08, 1.0),
     hflip=0.5, color_jitter=None, auto_augment=None, reprob=0.0, mixup=0.0, cutmix=0.0, drop_path=0.0,
-    model_ema=False, workers=8,
+    model_ema=False,
 )
 
 # Today's ingredients (torchvision's ResNet "new recipe" and timm's): per-step cosine schedule with
@@ -209,7 +209,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction)
     add(g, "--sync-bn", "synchronise BatchNorm statistics across processes (CUDA)",
         action=argparse.BooleanOptionalAction)
-    add(g, "--workers", "data loading processes per training process (0: load in the training process)", type=int)
+    add(g, "--workers", "data loading processes per training process (0: load in the training process; "
+        "default: the CPUs this process may use, shared by the processes on the machine, at most 8)", type=int)
     add(g, "--seed", "random seed: the data order and augmentation depend only on it and the epoch "
         "(default: 0)", type=int)
     add(g, "--output-dir", "run folder: config, checkpoints, metrics, best model (default: runs/<data>-<model>)")
@@ -239,6 +240,8 @@ def resolve_config(options: Mapping[str, Any], world_size: int = 1) -> TrainConf
     recipe = options.get("recipe") or default_recipe(data)
     config = TrainConfig(**{**RECIPES[recipe], **options, "recipe": recipe})
     config.scale = tuple(config.scale)
+    if config.workers is None:
+        config.workers = default_workers()
     _validate(config)
     config.world_size = world_size
     config.global_batch_size = config.batch_size * world_size * config.grad_accum_steps

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .._files import write_json
-from ..data import build_dataset, check_unreadable, create_loader
+from ..data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
     Precision,
@@ -99,7 +99,8 @@ def evaluate(model: nn.Module, loader: DataLoader, env: Environment, precision: 
 
 
 def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str] = None,
-                   checkpoint: Optional[str] = None, split: str = "val", batch_size: int = 64, workers: int = 4,
+                   checkpoint: Optional[str] = None, split: str = "val", batch_size: int = 64,
+                   workers: Optional[int] = None,
                    device: str = "auto", amp: Optional[str] = None, channels_last: bool = False,
                    skip_corrupt: bool = False, output_dir: Optional[str] = None,
                    loaded_model: Optional[nn.Module] = None) -> Dict[str, Any]:
@@ -111,6 +112,11 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     results (top-1/top-5, loss, per-class accuracy, images/s); with ``output_dir``, also writes
     ``results.json`` and, for up to 100 classes, ``confusion_matrix.png`` there.
     """
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {workers}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     env = setup_environment(device)
     try:
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
