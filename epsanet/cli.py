@@ -6,7 +6,7 @@ errors a user can fix are printed as one line (``epsanet: error: ...``), never a
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import huggingface_hub.utils
 
@@ -28,8 +28,16 @@ COMMANDS = {
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the fix (``--help``), without the usage
+    text, which for ``epsanet train`` runs to dozens of lines; the exit status stays 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"))
+    parser = OneLineErrorParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

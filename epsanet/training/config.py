@@ -6,14 +6,13 @@ values (:data:`RECIPES`), then every option given on the command line. The resol
 configuration is saved with the run (``run_config.json``) and in every checkpoint.
 """
 import argparse
+import ast
 import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
-
-from timm.utils import ParseKwargs
 
 from ..data import DIGITS, default_workers
 
@@ -123,6 +122,30 @@ RECIPES: Dict[str, Dict[str, Any]] = {"paper": PAPER, "modern": MODERN, "digits"
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+class ParseModelKwargs(argparse.Action):
+    """``KEY=VALUE`` pairs into a dict, values read as Python literals, as timm's ``ParseKwargs``;
+    a value that is no literal stays a string (``act_layer=silu``), unless it starts like one
+    (a bracket or a quote), and a pair without ``=`` is an argparse error, never a traceback."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        kwargs = {}
+        for item in values:
+            key, sep, text = item.partition("=")
+            if not sep or not key.isidentifier():
+                parser.error(f"argument {option_string}: {item!r} is not KEY=VALUE with a Python name as KEY "
+                             "(e.g. drop_rate=0.2)")
+            try:
+                kwargs[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError) as e:
+                if text.lstrip()[:1] in ("(", "[", "{", "'", '"'):
+                    reason = e.msg if isinstance(e, SyntaxError) else str(e)
+                    parser.error(f"argument {option_string}: {key}={text} is not a valid Python literal ({reason}): "
+                                 "quote the whole pair for the shell, e.g. 'layers=(2,2,2,2)'")
+                kwargs[key] = text
+        setattr(namespace, self.dest, kwargs)
+
+
 def _recipe_note(name: str) -> str:
     values = [f"{recipe}: {_show(RECIPES[recipe][name])}" for recipe in RECIPES if name in RECIPES[recipe]]
     return f" (recipe defaults: {', '.join(values)})" if values else ""
@@ -147,8 +170,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(g, "--data", "'digits' (scikit-learn's handwritten digits, built in) or an ImageNet-layout folder "
         "ROOT/train/<class>/*, ROOT/val/<class>/* (default: digits)", metavar="DIGITS|ROOT")
     add(g, "--model", "zoo model name, see `epsanet models` (default: epsanet50_small)")
-    add(g, "--model-kwargs", "extra builder arguments, e.g. drop_rate=0.2 layers=(2,2,2,2)", nargs="*",
-        action=ParseKwargs, metavar="KEY=VALUE")
+    add(g, "--model-kwargs", "extra builder arguments, e.g. drop_rate=0.2 layers=(2,2,2,2); a value that is no "
+        "Python literal is a string (act_layer=silu)", nargs="*", action=ParseModelKwargs, metavar="KEY=VALUE")
     add(g, "--pretrained", "start from weights: a catalogue tag of --model (`epsanet.list_pretrained()`), "
         "a hub folder or an hf-hub: id; a different number of classes gets a new classifier")
     add(g, "--recipe", "recipe whose values the other options override: paper (official EPSANet), modern "

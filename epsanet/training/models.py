@@ -1,6 +1,9 @@
 """Where a model comes from: a zoo name (with catalogue weights or none), a hub folder, an
 ``hf-hub:`` id, or a checkpoint; and how a trained model records its preprocessing and labels."""
+import difflib
+import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -40,7 +43,37 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
                               **kwargs: Any) -> nn.Module:
     """Zoo model ``name`` with ``num_classes`` outputs, randomly initialised, or starting from
     ``pretrained``: a catalogue tag, a hub folder / ``hf-hub:`` id, or a checkpoint file. A
-    classifier of another size is replaced by a new one. ``kwargs`` go to the builder."""
+    classifier of another size is replaced by a new one. ``kwargs`` go to the builder; one it
+    does not take, or of the wrong type, is a one-line ``ValueError``."""
+    try:
+        return _create_model_for_training(name, num_classes, pretrained, **kwargs)
+    except TypeError as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "num_classes") or "none"
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if unknown:
+            close = difflib.get_close_matches(unknown[1], _builder_arguments(), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"see help(epsanet.{name})"
+            raise ValueError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
+        raise ValueError(f"{name} cannot be built with {given} ({_first_line(e)}): check the "
+                         f"values' types, see help(epsanet.{name})") from None
+
+
+def _builder_arguments() -> Sequence[str]:
+    """The argument names the zoo's ResNet takes (its own and timm's ResNet's)."""
+    from timm.models.resnet import ResNet as TimmResNet
+
+    from ..models import ResNet
+
+    names = set(inspect.signature(ResNet.__init__).parameters) | set(inspect.signature(TimmResNet.__init__).parameters)
+    return sorted(names - {"self", "kwargs", "block"})
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _create_model_for_training(name: str, num_classes: int, pretrained: Optional[str], **kwargs: Any) -> nn.Module:
     kwargs["num_classes"] = num_classes
     if pretrained is None or not (_is_hub_source(pretrained) or Path(pretrained).is_file()):
         return _catalogue_model(name, pretrained, "cli-pretrained", **kwargs)
