@@ -6,6 +6,7 @@ the same models are built torchvision-style by ``epsanet.epsanet50_small(weights
 """
 __version__ = "0.1.0"
 
+from ._hub_access import install_timm_hub_errors
 from ._torchvision import register_with_torchvision
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
@@ -18,6 +19,7 @@ from .stats import count_macs, count_params
 from .transplant import TransplantReport, transplant
 
 register_with_torchvision()
+install_timm_hub_errors()
 
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",

@@ -24,6 +24,7 @@ from timm.models import save_for_hf
 from timm.models._hub import generate_readme, load_model_config_from_hf, load_model_config_from_path
 
 from ._files import atomic_directory
+from ._hub_access import require_reachable_or_cached
 from .catalogue import find_weights, model_info
 from .checkpoint import read_state_dict
 
@@ -151,6 +152,7 @@ def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *
     from there) and check its sha256; returns the local path."""
     what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}/{filename}"
     with _hub_errors(what, cache_dir=cache_dir):
+        require_reachable_or_cached(repo_id, filename, revision, what, cache_dir)
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
     _verify(path, what, sha256)
     return path
@@ -167,6 +169,8 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
     name = os.fspath(name_or_path)
     if name.startswith("hf-hub:"):
         with _hub_errors(f"{name}/config.json", cache_dir=cache_dir):
+            repo_id, revision = split_hub_id(name)
+            require_reachable_or_cached(repo_id, "config.json", revision, f"{name}/config.json", cache_dir)
             cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
     else:
         if not (Path(name) / "config.json").is_file():

@@ -55,7 +55,8 @@ def point_huggingface_hub_at(monkeypatch, endpoint: str) -> None:
     """What HF_ENDPOINT=endpoint does, for code already imported: huggingface_hub derives its
     download URLs from the endpoint at import."""
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        endpoint + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def one_line(error: BaseException) -> str:
@@ -109,7 +110,8 @@ def test_a_url_weights_source_is_downloaded_with_its_hash_checked(tmp_path):
     (tmp_path / f"tiny-{digest}.pth").write_bytes((tmp_path / "w.pth").read_bytes())
     (tmp_path / "tiny-deadbeef.pth").write_bytes((tmp_path / "w.pth").read_bytes())
     overlay = dict(url=(tmp_path / f"tiny-{digest}.pth").as_uri(), num_classes=10)
-    loaded = epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path / "cache")
+    loaded = epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay,
+                                     cache_dir=tmp_path / "cache")
     assert torch.equal(logits(loaded), logits(model))
     overlay["url"] = (tmp_path / "tiny-deadbeef.pth").as_uri()
     with pytest.raises(HubError, match='invalid hash value \\(expected "deadbeef"') as info:
@@ -247,6 +249,46 @@ def test_an_unreachable_hub_is_a_one_line_error(monkeypatch, tmp_path):
     assert "HF_ENDPOINT" in message
 
 
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The back-off waits huggingface_hub would make (recorded, not slept)."""
+    waits = []
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", waits.append)
+    return waits
+
+
+@pytest.mark.parametrize("load", [
+    lambda: epsanet.se_resnet50(weights="IMAGENET1K_A1"),
+    lambda: timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True),
+    lambda: epsanet.from_pretrained("hf-hub:epsanet-tests/anything"),
+], ids=["weights-enum", "timm-hf-hub", "from_pretrained"])
+def test_a_hub_that_refuses_connections_fails_at_once_without_retries(load, monkeypatch, sleeps):
+    point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(HubError) as info:
+        load()
+    message = one_line(info.value)
+    assert "cannot reach the Hub at http://127.0.0.1:" in message and "Connection refused" in message
+    assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)  # what huggingface_hub raises there
+    assert sleeps == []
+
+
+def test_a_cached_file_is_used_when_the_hub_refuses_connections(published, monkeypatch, tmp_path, sleeps):
+    epsanet.from_pretrained(f"hf-hub:{REPO_ID}@v1", cache_dir=tmp_path)
+    point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    model = epsanet.from_pretrained(f"hf-hub:{REPO_ID}@v1", cache_dir=tmp_path)
+    assert torch.equal(logits(model), published.logits["v1"]) and sleeps == []
+
+
+def test_timm_hf_hub_offline_is_the_one_line_hub_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError) as info:
+        timm.create_model("hf-hub:ORG/NAME", pretrained=True, cache_dir=tmp_path)
+    assert one_line(info.value) == (f"hf-hub:ORG/NAME/config.json is not in the local Hugging Face cache ({tmp_path}) "
+                                    "and HF_HUB_OFFLINE is set: download it once online (unset HF_HUB_OFFLINE), or "
+                                    "point HF_HUB_CACHE at a cache that has it")
+    assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)
+
+
 @pytest.mark.parametrize("name", [f"hf-hub:{REPO_ID}@no-such-branch", "hf-hub:epsanet-tests/no-such-repo"])
 def test_an_unknown_repository_or_revision_is_a_one_line_error(published, name):
     with pytest.raises(HubError, match="no such repository, revision or file") as info:
@@ -292,7 +334,8 @@ def test_a_truncated_weights_file_in_a_folder_is_a_one_line_error(tmp_path):
     folder = epsanet.save_pretrained(tiny_epsanet(), tmp_path / "export")
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="cannot read checkpoint .*model.safetensors.*download or save it again") as info:
+    with pytest.raises(ValueError, match="cannot read checkpoint .*model.safetensors.*download or save it again") as \
+            info:
         epsanet.from_pretrained(folder)
     one_line(info.value)
 
