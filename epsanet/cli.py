@@ -21,6 +21,7 @@ COMMANDS = {
     "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
     "train": ("epsanet.commands.train", "train a model (no arguments: EPSANet-50 on the built-in digits)"),
     "eval": ("epsanet.commands.eval", "evaluate a model: top-1/top-5, per class, confusion matrix, images/s"),
+    "predict": ("epsanet.commands.predict", "classify images: top-k classes with the weights' preprocessing and names"),
     "demo": ("epsanet.commands.demo", "the main job: train on the built-in digits, export, reload, check"),
 }
 

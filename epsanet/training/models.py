@@ -100,8 +100,9 @@ MODEL_SOURCES = ("a zoo model name (see `epsanet models`), a hub folder, a train
                  "id or an `epsanet train` checkpoint")
 
 
-def _model_path(source: str) -> Optional[PathKind]:
-    """What a ``--model`` that names a local path is; None for a zoo name or an ``hf-hub:`` id."""
+def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
+    """What a ``--model`` (or ``role``) that names a local path is; None for a zoo name or an
+    ``hf-hub:`` id."""
     if source.startswith("hf-hub:"):
         return None
     info = path_kind(source)
@@ -111,7 +112,7 @@ def _model_path(source: str) -> Optional[PathKind]:
         source.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors"))
     if looks_like_a_path:
         detail = "" if info.description == "missing" else f" ({info.description})"
-        raise FileNotFoundError(f"--model {source} does not exist{detail}: pass {MODEL_SOURCES}")
+        raise FileNotFoundError(f"{role} {source} does not exist{detail}: pass {MODEL_SOURCES}")
     return None
 
 
@@ -127,31 +128,44 @@ def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Op
     return name, tag
 
 
-def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Optional[str] = None) -> nn.Module:
+def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Optional[str] = None,
+               num_classes: Optional[int] = None) -> nn.Module:
     """A model to evaluate, from ``source``: a zoo name (with a catalogue tag ``pretrained``, or
     the weights in ``checkpoint``: official ``.pth.tar``, state dict, safetensors), ``model.tag``,
     a hub folder, a training run folder (its best model), an ``hf-hub:`` id, or a checkpoint
     written by ``epsanet train``. What ``source`` is comes from its content; a path of another
-    kind is a one-line error naming what it is."""
+    kind is a one-line error naming what it is.
+
+    ``num_classes`` sizes the classifier of a zoo model without weights, or a new one for catalogue
+    weights; weights with a trained classifier of another size are an error saying so."""
     if pretrained and checkpoint:
         raise ValueError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass one of them")
+    if num_classes is not None and num_classes < 1:
+        raise ValueError(f"--num-classes must be at least 1, got {num_classes}")
     info = _model_path(source)
     if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
         option = "--pretrained" if pretrained else "--checkpoint"
         raise ValueError(f"{option} goes with a zoo model name, not with {source}, which holds its own weights: "
                          f"leave out {option}")
-    if source.startswith("hf-hub:"):
-        return from_pretrained(source)
-    if info is not None:
-        return _model_from_path(info)
+    if source.startswith("hf-hub:") or info is not None:
+        model = from_pretrained(source) if info is None else _model_from_path(info)
+        if num_classes is not None and num_classes != model.num_classes:
+            raise ValueError(f"{source} holds a trained {model.num_classes}-class classifier, not {num_classes}: "
+                             "leave out --num-classes")
+        return model
     source, pretrained = _split_name_and_tag(source, pretrained)
+    sized = {} if num_classes is None else {"num_classes": num_classes}
     if checkpoint is None:
-        return _catalogue_model(source, pretrained)
+        return _catalogue_model(source, pretrained, **sized)
     get_model_builder(source)
     state = read_state_dict(checkpoint)
     classifier = timm.get_pretrained_cfg(source).classifier
-    num_classes = state[f"{classifier}.weight"].shape[0] if f"{classifier}.weight" in state else None
-    model = _catalogue_model(source, None, **({"num_classes": num_classes} if num_classes else {}))
+    trained = state[f"{classifier}.weight"].shape[0] if f"{classifier}.weight" in state else None
+    if trained is not None and num_classes not in (None, trained):
+        raise CheckpointMismatchError(
+            f"checkpoint {checkpoint} has a {trained}-class classifier ({classifier}.weight "
+            f"{tuple(state[f'{classifier}.weight'].shape)}), not {num_classes}: pass --num-classes {trained}")
+    model = _catalogue_model(source, None, **({"num_classes": trained} if trained else sized))
     load_checkpoint(model, state)
     return model
 
