@@ -211,6 +211,8 @@ def require_checkpoint(path: PathLike, role: str = "checkpoint") -> PathKind:
         fix = "pass it as the model (a hub folder), or its model.safetensors as the checkpoint"
     elif info.kind is Kind.TRAINING_RUN:
         fix = "pass its last.pth, or its best/ folder as the model"
+    elif role == "--resume":
+        fix = "pass the last.pth of a run folder, or --resume without a value to continue the run in --output-dir"
     elif info.kind is Kind.TORCHSCRIPT:
         fix = "load it with torch.jit.load; a checkpoint is a state_dict saved with torch.save or safetensors"
     else:

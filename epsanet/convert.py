@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
+from ._paths import Kind, path_kind
 from .catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
 from .checkpoint import CheckpointMismatchError, from_official_layout, mismatch, read_state_dict
 from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of, split_hub_id
@@ -69,7 +70,8 @@ class Conversion:
 
     def __str__(self) -> str:
         what = LAYOUTS[self.layout][0] if self.layout else "a checkpoint"
-        line = f"converted {what} into {self.directory} as {self.name} ({self.num_params:,} parameters, {self.num_classes} classes)"
+        line = (f"converted {what} into {self.directory} as {self.name} ({self.num_params:,} parameters, "
+                f"{self.num_classes} classes)")
         return f"{line}; {self.transplant}" if self.transplant else line
 
 
@@ -118,8 +120,12 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
             instead of requiring an exact fit.
         overwrite: replace ``out`` if it exists.
     """
+    get_model_builder(model)  # a misspelt name is found before the file is read
     out = Path(out)
-    if out.exists() and not overwrite:
+    existing = path_kind(out)
+    if existing.kind is not Kind.MISSING and not existing.is_folder:
+        raise FileExistsError(f"--out {out} is {existing.description}, not a folder: choose another output folder")
+    if existing.kind is not Kind.MISSING and not overwrite:
         raise FileExistsError(f"{out} already exists: choose another output folder, or replace it (--force)")
     entry = find_weights(model, tag) if tag else None
     if tag and entry is None:
@@ -134,7 +140,8 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
     net = get_model_builder(model)(pretrained_cfg=cfg, num_classes=num_classes)
     # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
     counters = [k for k in net.state_dict() if k.endswith(".num_batches_tracked")]
-    state.update({k: torch.tensor(0) for k in counters if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
+    state.update({k: torch.tensor(0) for k in counters
+                  if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
     report = None
     if warm_start:
         report = transplant(state, net)

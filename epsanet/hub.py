@@ -25,6 +25,7 @@ from timm.models._hub import generate_readme, load_model_config_from_hf, load_mo
 
 from ._files import atomic_directory
 from ._hub_access import require_reachable_or_cached
+from ._paths import Kind, path_kind
 from .catalogue import find_weights, model_info
 from .checkpoint import read_state_dict
 
@@ -173,6 +174,12 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
             require_reachable_or_cached(repo_id, "config.json", revision, f"{name}/config.json", cache_dir)
             cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
     else:
+        info = path_kind(name)
+        if info.kind is Kind.MISSING:
+            raise HubError(f"hub folder {name} does not exist: check the path, or pass 'hf-hub:org/name'")
+        if not info.is_folder:
+            raise HubError(f"{name} is {info.description}, not a hub folder: pass the folder written by "
+                           "epsanet.save_pretrained or `epsanet convert`, or 'hf-hub:org/name'")
         if not (Path(name) / "config.json").is_file():
             raise HubError(
                 f"{name} is not a hub folder (no config.json): write one with epsanet.save_pretrained or "

@@ -31,15 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..catalogue import canonical_model
     from ..models import get_model_builder
-    from ..predict import predict
+    from ..predict import find_images, predict
+    from ..training.distributed import check_device
     from ..training.models import _model_path, load_model
 
+    images = find_images(args.images)  # before the model: a wrong path is found in an instant
+    check_device(args.device)
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.weights is not None:
         get_model_builder(args.model)
         if not (args.weights.startswith("hf-hub:") or _model_path(args.weights, "--weights") is not None):
             raise ValueError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub folder, "
                              "a training run folder or an hf-hub id (catalogue weights: --pretrained TAG)")
-        model = load_model(args.weights)
+        model = load_model(args.weights, role="--weights")
         architecture = model.pretrained_cfg.get("architecture") or "?"
         if canonical_model(architecture) != canonical_model(args.model):
             raise ValueError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.pretrained, args.checkpoint)
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
         ("cpu" if args.device == "auto" else args.device)
-    predictions = predict(model, args.images, top_k=args.top_k, batch_size=args.batch_size, device=device)
+    predictions = predict(model, images, top_k=args.top_k, batch_size=args.batch_size, device=device)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
         return 0

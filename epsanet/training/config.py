@@ -284,6 +284,32 @@ def _data_name(data: str) -> str:
     return data if data == DIGITS else Path(data).resolve().name
 
 
+# Options whose value must lie in a range: name -> (low, high, low included, high included).
+_RANGES = {
+    "lr": (0, math.inf, False, False), "lr_base": (0, math.inf, False, False),
+    "weight_decay": (0, math.inf, True, False), "momentum": (0, 1, True, False),
+    "smoothing": (0, 1, True, False), "hflip": (0, 1, True, True), "reprob": (0, 1, True, True),
+    "mixup": (0, math.inf, True, False), "cutmix": (0, math.inf, True, False), "drop_path": (0, 1, True, False),
+    "color_jitter": (0, math.inf, True, False), "clip_grad": (0, math.inf, False, False),
+    "decay_epochs": (0, math.inf, False, False), "decay_rate": (0, math.inf, False, False),
+    "warmup_epochs": (0, math.inf, True, False), "warmup_lr": (0, math.inf, True, False),
+    "min_lr": (0, math.inf, True, False), "model_ema_decay": (0, 1, False, False),
+}
+
+
+def _check_range(name: str, value: Optional[float], low: float, high: float, with_low: bool, with_high: bool) -> None:
+    if value is None:
+        return
+    above = value >= low if with_low else value > low
+    below = value <= high if with_high else value < high
+    if not (above and below) or math.isnan(value):
+        if math.isinf(high):
+            wanted = "0 or more" if with_low else "positive"
+        else:
+            wanted = f"in {'[' if with_low else '('}{low:g}, {high:g}{']' if with_high else ')'}"
+        raise ValueError(f"--{name.replace('_', '-')} must be {wanted}, got {value:g}")
+
+
 def _validate(config: TrainConfig) -> None:
     positive = ("epochs", "batch_size", "grad_accum_steps", "img_size", "lr_base_size", "log_interval")
     for name in positive:
@@ -291,7 +317,44 @@ def _validate(config: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     if config.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {config.workers}")
+    for name, bounds in _RANGES.items():
+        _check_range(name, getattr(config, name), *bounds)
+    low, high = config.scale
+    if not 0 < low <= high:
+        raise ValueError(f"--scale MIN MAX must satisfy 0 < MIN <= MAX, got {low:g} {high:g}")
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:
         raise ValueError(f"Mixup/CutMix mix pairs of images: --batch-size must be even, got {config.batch_size}")
     if not 0 < config.crop_pct <= 1:
         raise ValueError(f"--crop-pct must be in (0, 1], got {config.crop_pct}")
+    _check_names(config)
+
+
+def _check_names(config: TrainConfig) -> None:
+    """Names that timm or torch resolve only when the run has started: checked at once."""
+    import difflib
+
+    import timm.optim
+    import torch
+    from timm.data import create_transform
+    from timm.scheduler import create_scheduler_v2
+
+    from .distributed import check_device
+
+    check_device(config.device)
+    optimizers = timm.optim.list_optimizers()
+    if config.opt.lower() not in optimizers:
+        close = difflib.get_close_matches(config.opt.lower(), optimizers, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.optim.list_optimizers()"
+        raise ValueError(f"--opt {config.opt} is not a timm optimizer: {hint}")
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    try:
+        create_scheduler_v2(probe, sched=config.sched, num_epochs=2, decay_epochs=1)
+    except (ValueError, AssertionError, KeyError) as e:
+        raise ValueError(f"--sched {config.sched} is not a timm scheduler ({e}): use cosine, step, multistep, poly, "
+                         "plateau, tanh, constant, wsd, rsqrt or none") from None
+    if config.auto_augment:
+        try:
+            create_transform(32, is_training=True, auto_augment=config.auto_augment)
+        except (AssertionError, ValueError, KeyError) as e:
+            raise ValueError(f"--auto-augment {config.auto_augment} is not a timm auto-augment spec ({e}): e.g. "
+                             "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w4-d2, original or v0") from None

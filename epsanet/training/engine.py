@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._paths import Kind, path_kind, require_checkpoint
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -142,8 +143,11 @@ class _Run:
         train_set.transform, eval_transform = build_transforms(config, resolve_data_config(model=self.model))
         val_set = build_dataset(config.data, "val", eval_transform)
         if list(val_set.classes) != self.classes:
-            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes "
-                             f"({len(self.classes)} and {len(val_set.classes)}): give both the same class folders")
+            only_train = sorted(set(self.classes) - set(val_set.classes))[:3]
+            only_val = sorted(set(val_set.classes) - set(self.classes))[:3]
+            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes (only in train/: "
+                             f"{', '.join(only_train) or '-'}; only in val/: {', '.join(only_val) or '-'}): give "
+                             "both the same class folders")
 
         pin = env.device.type == "cuda"
         self.train_loader = create_loader(train_set, config.batch_size, train=True, workers=config.workers,
@@ -183,6 +187,10 @@ class _Run:
     # -- run folder ---------------------------------------------------------------------------
 
     def _checkpoint_to_resume(self) -> Optional[Path]:
+        existing = path_kind(self.out)
+        if existing.kind is not Kind.MISSING and not existing.is_folder:
+            raise FileExistsError(f"--output-dir {self.out} is {existing.description}, not a folder: choose another "
+                                  "--output-dir")
         resume, last = self.config.resume, self.out / CHECKPOINT
         if resume is None:
             if last.exists():
@@ -191,6 +199,7 @@ class _Run:
             return None
         if resume == "auto":
             return last if last.exists() else None
+        require_checkpoint(resume, "--resume")  # at once, not after building the model and the data
         return Path(resume)
 
     def _resume(self, path: Path) -> None:
@@ -291,7 +300,8 @@ class _Run:
         train_seconds = time.perf_counter() - start
         if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
             self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
-                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
+                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger "
+                              "--img-size)")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .._files import write_json
+from .._paths import Kind, path_kind
 from ..data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
@@ -117,11 +118,17 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
         raise ValueError(f"--workers must be 0 or more, got {workers}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if output_dir is not None:
+        existing = path_kind(output_dir)
+        if existing.kind is not Kind.MISSING and not existing.is_folder:
+            raise FileExistsError(f"--output-dir {output_dir} is {existing.description}, not a folder: choose "
+                                  "another --output-dir")
+    dataset = build_dataset(data, split, require_split=False)  # before the model: a wrong path is found at once
     env = setup_environment(device)
     try:
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
         data_config = resolve_data_config(model=net)
-        dataset = build_dataset(data, split, create_transform(**data_config), require_split=False)
+        dataset.transform = create_transform(**data_config)
         if net.num_classes != len(dataset.classes):
             raise ValueError(f"{model} predicts {net.num_classes} classes but {data} ({split}) has "
                              f"{len(dataset.classes)}: evaluate it on data with the classes it was trained on")

@@ -10,8 +10,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import timm
 from torch import nn
 
-from .._paths import Kind, PathKind, WrongKindError, path_kind
-from ..catalogue import find_weights, weights_entries
+from .._paths import Kind, PathKind, WrongKindError, path_kind, require_checkpoint
+from ..catalogue import canonical_model, find_weights, weights_entries
 from ..checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
 from ..hub import HubError, from_pretrained
 from ..models import get_model_builder
@@ -75,15 +75,29 @@ def _first_line(error: BaseException) -> str:
 
 def _create_model_for_training(name: str, num_classes: int, pretrained: Optional[str], **kwargs: Any) -> nn.Module:
     kwargs["num_classes"] = num_classes
-    if pretrained is None or not (_is_hub_source(pretrained) or Path(pretrained).is_file()):
+    from_hub = pretrained is not None and pretrained.startswith("hf-hub:")
+    info = None if pretrained is None or from_hub else _model_path(pretrained, "--pretrained")
+    if info is None and not from_hub:
         return _catalogue_model(name, pretrained, "cli-pretrained", **kwargs)
-    if _is_hub_source(pretrained):
+    if info is not None and info.kind is Kind.TRAINING_RUN:
+        best, last = info.path / "best", info.path / "last.pth"
+        if not ((best / "config.json").is_file() or last.is_file()):
+            raise FileNotFoundError(f"--pretrained {pretrained} is a run folder without best/ nor last.pth yet: let "
+                                    "it finish an epoch")
+        pretrained = str(best if (best / "config.json").is_file() else last)
+        info = path_kind(pretrained)
+    if from_hub or info.kind is Kind.HUB_FOLDER:
         model = from_pretrained(pretrained, **kwargs)
         architecture = model.pretrained_cfg.get("architecture")
-        if architecture != name:
+        if canonical_model(architecture) != canonical_model(name):
             raise ValueError(f"--pretrained {pretrained} holds a {architecture}, not a {name}: "
                              f"pass --model {architecture}")
         return model
+    if info.is_folder:
+        raise WrongKindError(f"--pretrained {pretrained} is a folder without config.json (not a hub folder nor a "
+                             f"training run): pass {WEIGHTS_SOURCES}")
+    if not info.is_checkpoint:
+        require_checkpoint(info.path, "--pretrained")
     model = _catalogue_model(name, None, **kwargs)
     classifier = model.pretrained_cfg.get("classifier", "fc")
     missing, unexpected = load_checkpoint(model, pretrained, strict=False)
@@ -98,6 +112,8 @@ def _create_model_for_training(name: str, num_classes: int, pretrained: Optional
 
 MODEL_SOURCES = ("a zoo model name (see `epsanet models`), a hub folder, a training run folder, an hf-hub:ORG/NAME "
                  "id or an `epsanet train` checkpoint")
+WEIGHTS_SOURCES = ("a catalogue tag (see `epsanet weights`), a hub folder, a training run folder, an hf-hub:ORG/NAME "
+                   "id or a checkpoint file")
 
 
 def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
@@ -112,7 +128,8 @@ def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
         source.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors"))
     if looks_like_a_path:
         detail = "" if info.description == "missing" else f" ({info.description})"
-        raise FileNotFoundError(f"{role} {source} does not exist{detail}: pass {MODEL_SOURCES}")
+        sources = WEIGHTS_SOURCES if role == "--pretrained" else MODEL_SOURCES
+        raise FileNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")
     return None
 
 
@@ -129,7 +146,7 @@ def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Op
 
 
 def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Optional[str] = None,
-               num_classes: Optional[int] = None) -> nn.Module:
+               num_classes: Optional[int] = None, role: str = "--model") -> nn.Module:
     """A model to evaluate, from ``source``: a zoo name (with a catalogue tag ``pretrained``, or
     the weights in ``checkpoint``: official ``.pth.tar``, state dict, safetensors), ``model.tag``,
     a hub folder, a training run folder (its best model), an ``hf-hub:`` id, or a checkpoint
@@ -142,13 +159,13 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
         raise ValueError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass one of them")
     if num_classes is not None and num_classes < 1:
         raise ValueError(f"--num-classes must be at least 1, got {num_classes}")
-    info = _model_path(source)
+    info = _model_path(source, role)
     if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
         option = "--pretrained" if pretrained else "--checkpoint"
         raise ValueError(f"{option} goes with a zoo model name, not with {source}, which holds its own weights: "
                          f"leave out {option}")
     if source.startswith("hf-hub:") or info is not None:
-        model = from_pretrained(source) if info is None else _model_from_path(info)
+        model = from_pretrained(source) if info is None else _model_from_path(info, role)
         if num_classes is not None and num_classes != model.num_classes:
             raise ValueError(f"{source} holds a trained {model.num_classes}-class classifier, not {num_classes}: "
                              "leave out --num-classes")
@@ -170,7 +187,7 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
     return model
 
 
-def _model_from_path(info: PathKind) -> nn.Module:
+def _model_from_path(info: PathKind, role: str) -> nn.Module:
     path = info.path
     if info.kind is Kind.HUB_FOLDER:
         return from_pretrained(path)
@@ -184,12 +201,12 @@ def _model_from_path(info: PathKind) -> nn.Module:
     if info.kind in (Kind.TORCH_ZIP, Kind.TORCH_PICKLE):
         return _model_from_training_checkpoint(path)
     if info.kind is Kind.SAFETENSORS:
-        raise WrongKindError(f"--model {path} is a weights file without its architecture: pass "
+        raise WrongKindError(f"{role} {path} is a weights file without its architecture: pass "
                              f"--model NAME --checkpoint {path}")
     if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"--model {path} is {info.description}: fix its permissions")
+        raise PermissionError(f"{role} {path} is {info.description}: fix its permissions")
     what = "a folder without config.json (not a hub folder nor a training run)" if info.is_folder else info.description
-    raise WrongKindError(f"--model {path} is {what}, not a model: pass {MODEL_SOURCES}")
+    raise WrongKindError(f"{role} {path} is {what}, not a model: pass {MODEL_SOURCES}")
 
 
 def _model_from_training_checkpoint(path: Path) -> nn.Module:
