@@ -61,8 +61,11 @@ def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Pat
 def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
     """A new folder beside ``directory`` to fill in the block; it replaces ``directory`` (and
     whatever was there) when the block succeeds, and is removed when it fails. The folder and the
-    files written in it by ``tempfile`` get the modes the umask gives."""
+    files written in it by ``tempfile`` get the modes the umask gives. An existing file (not a
+    folder) at ``directory`` is an error, never replaced."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} is a file, not a folder: choose another folder, or remove the file")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

@@ -22,24 +22,35 @@ import huggingface_hub
 import huggingface_hub.constants
 import huggingface_hub.errors
 
-__all__ = ["refusal", "require_reachable_or_cached", "as_hub_error", "install_timm_hub_errors"]
+__all__ = ["refusal", "require_reachable_or_cached", "network_errors", "as_hub_error", "install_timm_hub_errors"]
 
 PathLike = Union[str, os.PathLike]
 _ANSWERED: Set[str] = set()  # endpoints that answered once in this process: not asked again
 _LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=None)
-def _connect_errors() -> tuple:
-    """The HTTP client's "could not connect" exception classes: httpx2 for huggingface_hub >= 1.x
-    (2.x), httpx, or requests for older huggingface_hub."""
+def _classes(*names: str) -> tuple:
     found = []
-    for module, name in (("httpx2", "ConnectError"), ("httpx", "ConnectError"), ("requests", "ConnectionError")):
+    for name in names:
+        module, _, attribute = name.rpartition(".")
         try:
-            found.append(getattr(importlib.import_module(module), name))
+            found.append(getattr(importlib.import_module(module), attribute))
         except (ImportError, AttributeError):
             continue
     return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def _connect_errors() -> tuple:
+    """The HTTP client's "could not connect" exception classes: httpx2 (huggingface_hub 2.x), httpx
+    (1.x) or requests (older)."""
+    return _classes("httpx2.ConnectError", "httpx.ConnectError", "requests.ConnectionError")
+
+
+@functools.lru_cache(maxsize=None)
+def network_errors() -> tuple:
+    """The HTTP client's exception classes for a request that got no answer (no connection, a timeout)."""
+    return _classes("httpx2.TransportError", "httpx.TransportError", "requests.ConnectionError", "requests.Timeout")
 
 
 def refusal(endpoint: Optional[str] = None) -> Optional[str]:

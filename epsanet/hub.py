@@ -24,7 +24,7 @@ from timm.models import save_for_hf
 from timm.models._hub import generate_readme, load_model_config_from_hf, load_model_config_from_path
 
 from ._files import atomic_directory
-from ._hub_access import require_reachable_or_cached
+from ._hub_access import network_errors, require_reachable_or_cached
 from ._paths import Kind, path_kind
 from .catalogue import find_weights, model_info
 from .checkpoint import read_state_dict
@@ -111,7 +111,7 @@ def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[P
     except errors.HfHubHTTPError as e:
         raise HubError(f"the Hub at {endpoint} refused {what} ({_first_line(e)}): retry later, or check the "
                        "id and your token") from None
-    except (ConnectionError, TimeoutError) as e:
+    except (ConnectionError, TimeoutError, *network_errors()) as e:
         raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({_first_line(e)}): check the network "
                        "and HF_ENDPOINT") from None
 

@@ -92,16 +92,17 @@ def _batches(paths: Sequence[Path], transform, batch_size: int) -> Iterator[tupl
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: Sequence[PathLike], top_k: int = 5, batch_size: int = 32,
+def predict(model: nn.Module, images: Sequence[PathLike], top_k: Optional[int] = None, batch_size: int = 32,
             device: Optional[Union[str, torch.device]] = None) -> List[Prediction]:
-    """The ``top_k`` classes of every image (files, or folders of them), with the preprocessing of
-    ``model``'s pretrained cfg and its class names."""
+    """The ``top_k`` classes (default: 5, or all of a model with fewer) of every image (files, or
+    folders of them), with the preprocessing of ``model``'s pretrained cfg and its class names."""
+    paths = find_images(images)
     num_classes = model.num_classes
+    top_k = min(5, num_classes) if top_k is None else top_k
     if not 1 <= top_k <= num_classes:
         raise ValueError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    paths = find_images(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.eval().to(device)
     transform = create_transform(**resolve_data_config(model=model), is_training=False)

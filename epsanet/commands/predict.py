@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--pretrained", metavar="TAG", help="catalogue weights of --model, e.g. a1_in1k")
     weights.add_argument("--checkpoint", metavar="C",
                          help="a checkpoint of --model (.pth.tar, state dict, safetensors)")
-    parser.add_argument("--top-k", type=int, default=5, help="classes to show per image (default: 5)")
+    parser.add_argument("--top-k", type=int,
+                        help="classes to show per image (default: 5, or all of a model with fewer)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     images = find_images(args.images)  # before the model: a wrong path is found in an instant
     check_device(args.device)
-    if args.top_k < 1:
+    if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
