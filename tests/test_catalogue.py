@@ -5,6 +5,7 @@ import json
 import pytest
 import timm
 import torchvision
+from PIL import Image
 
 import epsanet
 from epsanet.catalogue import weights_entries
@@ -86,11 +87,12 @@ def test_weights_fetched_by_hand_say_how_to_load_them_with_timm():
 
 @pytest.mark.parametrize("command, route", [
     (["eval", "--model", "eca_resnet50", "--pretrained", "k3557_in1k", "--output-dir", "{tmp}/run"], "`--model DIR`"),
-    (["predict", "{tmp}", "--model", "eca_resnet50", "--pretrained", "k3557_in1k"], "`--model DIR`"),
+    (["predict", "{tmp}/x.png", "--model", "eca_resnet50", "--pretrained", "k3557_in1k"], "`--model DIR`"),
     (["train", "--model", "eca_resnet50", "--pretrained", "k3557_in1k", "--output-dir", "{tmp}/run"],
      "`--pretrained DIR`"),
 ], ids=["eval", "predict", "train"])
 def test_weights_fetched_by_hand_say_how_to_use_them_on_the_command_line(command, route, capsys, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     assert main([arg.format(tmp=tmp_path) for arg in command]) == 2
     assert capsys.readouterr().err == f"epsanet {command[0]}: error: {BY_HAND_STEPS}{route}\n"
     assert not (tmp_path / "run").exists()

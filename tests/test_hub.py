@@ -258,14 +258,14 @@ def sleeps(monkeypatch):
 
 
 @pytest.mark.parametrize("load", [
-    lambda: epsanet.se_resnet50(weights="IMAGENET1K_A1"),
-    lambda: timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True),
-    lambda: epsanet.from_pretrained("hf-hub:epsanet-tests/anything"),
+    lambda cache: epsanet.se_resnet50(weights="IMAGENET1K_A1", cache_dir=cache),
+    lambda cache: timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True, cache_dir=cache),
+    lambda cache: epsanet.from_pretrained("hf-hub:epsanet-tests/anything", cache_dir=cache),
 ], ids=["weights-enum", "timm-hf-hub", "from_pretrained"])
-def test_a_hub_that_refuses_connections_fails_at_once_without_retries(load, monkeypatch, sleeps):
+def test_a_hub_that_refuses_connections_fails_at_once_without_retries(load, monkeypatch, sleeps, tmp_path):
     point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with pytest.raises(HubError) as info:
-        load()
+        load(tmp_path)  # an empty cache
     message = one_line(info.value)
     assert "cannot reach the Hub at http://127.0.0.1:" in message and "Connection refused" in message
     assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)  # what huggingface_hub raises there
@@ -358,7 +358,7 @@ def test_publishing_offline_is_a_one_line_error(tmp_path, monkeypatch):
 def test_publish_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "nowhere"), "--repo-id", "epsanet-tests/x"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is not a hub folder" in err
+    assert err.count("\n") == 1 and "nowhere does not exist: check the path" in err
     folder = epsanet.save_pretrained(tiny_epsanet(), tmp_path / "export")
     assert main(["publish", str(folder), "--repo-id", "no-org"]) == 2
     assert "must be ORG/NAME" in capsys.readouterr().err

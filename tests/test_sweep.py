@@ -216,7 +216,7 @@ FUNCTIONS = {
     "builder(unknown tag)": (lambda: epsanet.se_resnet50(weights="nope"),
                              "unknown weights 'nope' for SE_ResNet50_Weights"),
     "builder(by hand)": (lambda: epsanet.eca_resnet50(weights="k3557_in1k"), "must be fetched by hand"),
-    "builder(unreachable)": (lambda: epsanet.se_resnet50(weights="IMAGENET1K_A1"), UNREACHABLE),
+    "builder(unreachable)": (lambda: epsanet.se_resnet50(weights="IMAGENET1K_A1", cache_dir="folder"), UNREACHABLE),
     "timm(unreachable)": (lambda: timm.create_model("hf-hub:ORG/NAME", pretrained=True), UNREACHABLE),
     "convert_checkpoint(text)": (lambda: epsanet.convert_checkpoint("README.md", "eca_resnet50", "out"),
                                  f"{CHECKPOINT} a text file)"),
