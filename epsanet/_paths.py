@@ -1,12 +1,13 @@
 """What a path given by a user is, told by its content (never by its name alone), and the one true
 line to say when it is not what a command needs.
 
-:func:`path_kind` looks at a path once: missing, a folder (hub folder, training run, image
-folder or plain), unreadable, or a file recognised by its first bytes (a PyTorch checkpoint in
-the zip or legacy pickle format, safetensors, a TorchScript or ONNX model, an image, text, ...).
-The ``require_*`` functions raise the error a command shows in one line: ``FileNotFoundError``
-for a missing path, ``PermissionError`` for an unreadable one and :class:`WrongKindError` for a
-path of the wrong kind, each naming what the path is and what to pass instead.
+:func:`path_kind` looks at a path once: missing, a folder (hub folder, training run or plain),
+unreadable, or a file recognised by its first bytes (a PyTorch checkpoint in the zip or legacy
+pickle format, safetensors, a TorchScript or ONNX model, an image, text, ...).
+:func:`require_checkpoint` and :func:`require_folder` raise the error a command shows in one line:
+``FileNotFoundError`` for a missing path, ``PermissionError`` for an unreadable one and
+:class:`WrongKindError` for a path of the wrong kind, each naming what the path is and what to
+pass instead.
 """
 import enum
 import json
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = [
-    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_folder", "require_file",
-    "CHECKPOINT_SUFFIXES", "IMAGE_SUFFIXES",
+    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_folder", "CHECKPOINT_SUFFIXES",
+    "IMAGE_SUFFIXES",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -227,16 +228,4 @@ def require_folder(path: PathLike, role: str, fix: str) -> PathKind:
     _raise_for_missing_or_unreadable(info, role, fix)
     if not info.is_folder:
         raise WrongKindError(f"{role} {info.path} is {info.description}, not a folder: {fix}")
-    return info
-
-
-def require_file(path: PathLike, role: str, fix: str, kinds: Optional[tuple] = None, expected: str = "") -> PathKind:
-    """``path`` as a readable file (of one of ``kinds`` when given, described by ``expected``), or a
-    one-line error naming what it is instead."""
-    info = path_kind(path)
-    _raise_for_missing_or_unreadable(info, role, fix)
-    if info.is_folder:
-        raise WrongKindError(f"{role} {info.path} is {info.description}, not {expected or 'a file'}: {fix}")
-    if kinds is not None and info.kind not in kinds:
-        raise WrongKindError(f"{role} {info.path} is {info.description}, not {expected}: {fix}")
     return info
