@@ -6,7 +6,7 @@ the same models are built torchvision-style by ``epsanet.epsanet50_small(weights
 """
 __version__ = "0.1.0"
 
-from ._hub_access import install_timm_hub_errors
+from ._timm_hub import install_timm_hub_errors
 from ._torchvision import register_with_torchvision
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint

@@ -9,20 +9,19 @@ in the cache, the download stops at once with the one-line :class:`~epsanet.hub.
 a cached file is used as huggingface_hub would. A slow or erroring Hub keeps huggingface_hub's
 retries.
 
-:func:`install_timm_hub_errors` gives ``timm.create_model("hf-hub:ORG/NAME")`` the same
-behaviour and errors as :func:`epsanet.from_pretrained`.
+This module imports nothing of epsanet's (:mod:`epsanet._hub` uses it).
 """
 import functools
 import importlib
 import os
 import threading
-from typing import Any, Callable, Optional, Set, Union
+from typing import Optional, Set, Type, Union
 
 import huggingface_hub
 import huggingface_hub.constants
 import huggingface_hub.errors
 
-__all__ = ["refusal", "require_reachable_or_cached", "network_errors", "as_hub_error", "install_timm_hub_errors"]
+__all__ = ["refusal", "require_reachable_or_cached", "network_errors", "as_hub_error"]
 
 PathLike = Union[str, os.PathLike]
 _ANSWERED: Set[str] = set()  # endpoints that answered once in this process: not asked again
@@ -72,10 +71,10 @@ def refusal(endpoint: Optional[str] = None) -> Optional[str]:
 
 
 def require_reachable_or_cached(repo_id: str, filename: str, revision: Optional[str], what: str,
-                                cache_dir: Optional[PathLike] = None) -> None:
-    """Raise the one-line HubError at once when the Hub refuses connections and ``filename`` of
-    ``repo_id`` is not in the cache (also a ``LocalEntryNotFoundError``, as huggingface_hub's own
-    error would be); otherwise the download may go ahead."""
+                                cache_dir: Optional[PathLike], error: Type[Exception]) -> None:
+    """Raise ``error`` (the one-line HubError) at once when the Hub refuses connections and
+    ``filename`` of ``repo_id`` is not in the cache; it is also a ``LocalEntryNotFoundError``, as
+    huggingface_hub's own error would be. Otherwise the download may go ahead."""
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         return  # huggingface_hub goes straight to the cache
     reason = refusal()
@@ -87,49 +86,16 @@ def require_reachable_or_cached(repo_id: str, filename: str, revision: Optional[
     message = (f"cannot reach the Hub at {huggingface_hub.constants.ENDPOINT} to download {what} ({reason}) and it is "
                "not in the local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache "
                "only")
-    raise as_hub_error(message, huggingface_hub.errors.LocalEntryNotFoundError(message))
+    raise as_hub_error(error, message, huggingface_hub.errors.LocalEntryNotFoundError(message))
 
 
-def as_hub_error(message: str, original: Optional[BaseException]) -> Exception:
-    """A HubError with ``message`` that is also an instance of ``original``'s class, so that code
-    catching huggingface_hub's exceptions around timm keeps working."""
-    from .hub import HubError
-
-    if original is None or isinstance(original, HubError):
-        return HubError(message)
+def as_hub_error(error: Type[Exception], message: str, original: Optional[BaseException]) -> Exception:
+    """An ``error`` (HubError) with ``message`` that is also an instance of ``original``'s class,
+    so that code catching huggingface_hub's exceptions keeps working."""
+    if original is None or isinstance(original, error):
+        return error(message)
     try:
-        cls = type("HubError", (HubError, type(original)), {"__module__": HubError.__module__})
+        cls = type(error.__name__, (error, type(original)), {"__module__": error.__module__})
         return cls(message)
     except TypeError:  # an exception class that cannot be combined or built from a message
-        return HubError(message)
-
-
-def _with_hub_errors(load_config: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(load_config)
-    def load_model_config_from_hf(model_id: str, *args: Any, **kwargs: Any) -> Any:
-        from .hub import HubError, _hub_errors, split_hub_id
-
-        cache_dir = kwargs.get("cache_dir", args[0] if args else None)
-        repo_id, revision = split_hub_id(model_id)
-        what = f"hf-hub:{model_id}/config.json"
-        try:
-            with _hub_errors(what, cache_dir=cache_dir):
-                require_reachable_or_cached(repo_id, "config.json", revision, what, cache_dir)
-                return load_config(model_id, *args, **kwargs)
-        except HubError as e:
-            if type(e) is not HubError or e.__context__ is None:
-                raise  # already one of huggingface_hub's classes too, or one epsanet raised itself
-            raise as_hub_error(str(e), e.__context__) from None
-
-    load_model_config_from_hf.__epsanet_wrapped__ = True
-    return load_model_config_from_hf
-
-
-def install_timm_hub_errors() -> None:
-    """Make ``timm.create_model("hf-hub:...")`` read the config through :func:`_with_hub_errors`:
-    an unreachable Hub fails fast, and download failures are one-line HubErrors (which are still
-    instances of huggingface_hub's exception classes). Idempotent."""
-    from timm.models import _factory
-
-    if not getattr(_factory.load_model_config_from_hf, "__epsanet_wrapped__", False):
-        _factory.load_model_config_from_hf = _with_hub_errors(_factory.load_model_config_from_hf)
+        return error(message)

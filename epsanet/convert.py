@@ -70,8 +70,8 @@ class Conversion:
 
     def __str__(self) -> str:
         what = LAYOUTS[self.layout][0] if self.layout else "a checkpoint"
-        line = (f"converted {what} into {self.directory} as {self.name} ({self.num_params:,} parameters, "
-                f"{self.num_classes} classes)")
+        line = (f"converted {what} into {self.directory} as {self.name} "
+                f"({self.num_params:,} parameters, {self.num_classes} classes)")
         return f"{line}; {self.transplant}" if self.transplant else line
 
 

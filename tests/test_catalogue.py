@@ -1,4 +1,4 @@
-"""The weights catalogue (weights/catalogue.toml): real entries only, one source for timm's
+"""The weights catalogue (epsanet/weights/catalogue.toml): real entries only, one source for timm's
 default_cfgs, the torchvision-style enums and epsanet.list_pretrained."""
 import json
 
@@ -48,8 +48,8 @@ def test_list_pretrained_matches_timm_and_the_enums():
     assert epsanet.list_pretrained("se_resnet50*") == timm.list_pretrained("se_resnet50*") == [
         "se_resnet50.a1_in1k", "se_resnet50.a2_in1k", "se_resnet50.a3_in1k", "se_resnet50.ra2_in1k"]
     members = epsanet.SE_ResNet50_Weights.__members__
-    names = [m.meta["timm_name"] for name, m in members.items() if name != "DEFAULT"]
-    assert names == epsanet.list_pretrained("se_resnet50*")
+    timm_names = [m.meta["timm_name"] for name, m in members.items() if name != "DEFAULT"]
+    assert timm_names == epsanet.list_pretrained("se_resnet50*")
     assert members["IMAGENET1K_RA2"].meta["_metrics"]["ImageNet-1K"] == {"acc@1": 81.284, "acc@5": 95.652}
 
 
@@ -113,8 +113,8 @@ def test_an_alias_shares_its_models_weights_tags():
 def test_weights_command_prints_the_catalogue(capsys):
     assert main(["weights"]) == 0
     table = capsys.readouterr().out
-    assert ("| se_resnet50.a1_in1k | 81.102 | 95.12 | 288 (1.0) | `hf-hub:timm/seresnet50.a1_in1k` | apache-2.0 |"
-            in table)
+    assert ("| se_resnet50.a1_in1k | 81.102 | 95.12 | 288 (1.0) | `hf-hub:timm/seresnet50.a1_in1k` "
+            "| apache-2.0 |") in table
     assert "| eca_resnet50.k3557_in1k | 77.42 | 93.62 | 224 (0.875) | by hand: https://drive.google.com/" in table
     assert main(["weights", "eca*", "--json"]) == 0
     assert [r["fetch"] for r in json.loads(capsys.readouterr().out)] == ["by hand", "by hand"]

@@ -334,8 +334,8 @@ def test_a_truncated_weights_file_in_a_folder_is_a_one_line_error(tmp_path):
     folder = epsanet.save_pretrained(tiny_epsanet(), tmp_path / "export")
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="cannot read checkpoint .*model.safetensors.*download or save it again") as \
-            info:
+    with pytest.raises(ValueError,
+                       match="cannot read checkpoint .*model.safetensors.*download or save it again") as info:
         epsanet.from_pretrained(folder)
     one_line(info.value)
 

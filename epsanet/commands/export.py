@@ -4,6 +4,7 @@ import argparse
 
 import torch
 
+from .._optional import require
 from .._paths import WrongKindError, path_kind
 from ..export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
 
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
                              f"{args.output.rstrip('/')}/model{'.onnx' if args.output.endswith('.onnx') else '.pt'}")
     if not output.path.parent.is_dir():
         raise FileNotFoundError(f"the directory of {args.output} does not exist: create it first")
+    if args.output.endswith(".onnx"):
+        require("onnxruntime", "export", "checking an ONNX export")
     if args.img_size < 32:
         raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
     model = load_model(args.model, args.pretrained, args.checkpoint, num_classes=args.num_classes).eval()

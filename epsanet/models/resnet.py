@@ -20,9 +20,9 @@ from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from .._hub import HubError, download_progress, pretrained_state_dict, read_hub_config
 from ..catalogue import canonical_model
 from ..checkpoint import check_state_dict, from_official_layout
-from ..hub import HubError, download_progress, pretrained_state_dict, read_hub_config
 from ..layers import PSAModule, create_attention, get_attention, list_attention
 
 __all__ = ["Bottleneck", "ResNet"]
@@ -292,7 +292,8 @@ def _fit_pretrained(state_dict: Dict[str, torch.Tensor], placeholder: Dict[str, 
         ignore += [f"{cfg['classifier']}.weight", f"{cfg['classifier']}.bias"]
     first_conv = f"{cfg['first_conv']}.weight"
     expected, given = model.state_dict().get(first_conv), state_dict.get(first_conv)
-    if expected is not None and given is not None and _without_input_channels(expected) == _without_input_channels(given):
+    if (expected is not None and given is not None
+            and _without_input_channels(expected) == _without_input_channels(given)):
         ignore.append(first_conv)
     check_state_dict(model, state_dict, ignore=ignore)
     return state_dict

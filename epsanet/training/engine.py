@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._lock import exclusive_folder
 from .._paths import Kind, path_kind, require_checkpoint
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
@@ -39,7 +40,7 @@ from .distributed import (
 )
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .reporting import MetricsLog, plot_curves
+from .reporting import MetricsLog, plot_curves, require_reporting
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
@@ -73,11 +74,18 @@ def train(config: TrainConfig) -> TrainResult:
 
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
-    summed); the first process writes the run folder.
+    summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
+    second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
+    names the process holding it.
     """
+    existing = path_kind(config.output_dir)
+    if existing.kind is not Kind.MISSING and not existing.is_folder:
+        raise FileExistsError(f"--output-dir {config.output_dir} is {existing.description}, not a folder: choose "
+                              "another --output-dir")
     env = setup_environment(config.device)
     try:
-        return _Run(config, env).train()
+        with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
+            return _Run(config, env).train()
     finally:
         teardown_environment(env)
 
@@ -126,6 +134,8 @@ class _Run:
         self.config = config
         self.env = env
         self.out = Path(config.output_dir)
+        if env.is_main:
+            require_reporting(training=True)
         self.checkpoint_path = self._checkpoint_to_resume()
         if config.world_size != env.world_size:
             raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
@@ -187,10 +197,6 @@ class _Run:
     # -- run folder ---------------------------------------------------------------------------
 
     def _checkpoint_to_resume(self) -> Optional[Path]:
-        existing = path_kind(self.out)
-        if existing.kind is not Kind.MISSING and not existing.is_folder:
-            raise FileExistsError(f"--output-dir {self.out} is {existing.description}, not a folder: choose another "
-                                  "--output-dir")
         resume, last = self.config.resume, self.out / CHECKPOINT
         if resume is None:
             if last.exists():
@@ -300,8 +306,8 @@ class _Run:
         train_seconds = time.perf_counter() - start
         if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
             self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
-                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger "
-                              "--img-size)")
+                              "in bf16 CPU convolutions over 1x1 feature maps: "
+                              "try without --amp or a larger --img-size)")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")
