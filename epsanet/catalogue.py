@@ -31,6 +31,15 @@ _CATALOGUE_FIELDS = (
 )
 
 
+# How each route loads the hub folder DIR that `epsanet convert` makes of weights fetched by hand.
+FETCH_ROUTES: Dict[str, str] = {
+    "python": "epsanet.{model}(weights='DIR') (torch.hub: torch.hub.load(REPO, '{model}', weights='DIR'))",
+    "timm": "timm.create_model('local-dir:DIR', pretrained=True) after `import epsanet`",
+    "cli-model": "`--model DIR`",
+    "cli-pretrained": "`--pretrained DIR`",
+}
+
+
 @dataclass(frozen=True)
 class WeightsEntry:
     """One checkpoint of the catalogue: ``name`` is ``model.tag``.
@@ -73,11 +82,18 @@ class WeightsEntry:
         return f"{dataset}_{recipe.upper()}" if recipe else dataset
 
     def fetch_instructions(self, route: str = "python") -> str:
-        """One line telling a person how to get these weights into the zoo and load them by ``route``
-        (see :func:`epsanet._by_hand.fetch_instructions`)."""
-        from ._by_hand import fetch_instructions
-
-        return fetch_instructions(self, route)
+        """One line for weights no program can download: where to download the file (with the
+        extraction code the page asks for), the ``epsanet convert`` command that makes a hub folder
+        of it, and how ``route`` (a key of :data:`FETCH_ROUTES`) then loads that folder. Every route
+        (builders and torch.hub, timm, the command line) says it through here."""
+        file = self.fetch_file or "FILE"
+        code = self.extra.get("fetch_code")
+        page = f"{self.fetch_url} (extraction code {code})" if code else self.fetch_url
+        return (
+            f"weights {self.name} must be fetched by hand: download {self.fetch_file or 'the checkpoint'} from "
+            f"{page}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} --out DIR`, "
+            f"then load DIR with {FETCH_ROUTES[route].format(model=self.model)}"
+        )
 
 
 @functools.lru_cache(maxsize=None)

@@ -123,11 +123,10 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
         if existing.kind is not Kind.MISSING and not existing.is_folder:
             raise FileExistsError(f"--output-dir {output_dir} is {existing.description}, not a folder: choose "
                                   "another --output-dir")
+        require_reporting(training=False)
     dataset = build_dataset(data, split, require_split=False)  # before the model: a wrong path is found at once
     env = setup_environment(device)
     try:
-        if output_dir is not None and env.is_main:
-            require_reporting(training=False)
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
         data_config = resolve_data_config(model=net)
         dataset.transform = create_transform(**data_config)
