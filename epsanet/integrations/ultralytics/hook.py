@@ -112,7 +112,7 @@ def _replace_stand_ins(model: nn.Sequential, rows: List[List[Any]], ours: Dict[i
                 else:
                     inputs = [x if j == -1 else outputs[j] for j in f]
                 if i in ours:
-                    layer = _build(i, rows, layer, inputs)
+                    layer = _build(i, rows, layer, inputs).eval()
                     model[i] = layer
                 x = layer(inputs)
                 outputs.append(x)
