@@ -1,7 +1,7 @@
 """``epsanet yolo``: the zoo's attention modules inside Ultralytics YOLO, trained offline.
 
     epsanet yolo demo runs/yolo-demo                    # YOLO11n with/without EMA, CBAM, EPSA on the shapes set
-    epsanet yolo train yolo11n-ema data/shapes-yolo/data.yaml epochs=30 imgsz=192 device=cpu
+    epsanet yolo train yolo11n-ema data/shapes-yolo/data.yaml epochs=30 imgsz=160 device=cpu
 
 Both run with ``YOLO_OFFLINE=1`` (unless it is set) and Ultralytics' fonts served locally, so that
 nothing is downloaded. Needs the ``yolo`` extra (Ultralytics, AGPL-3.0): ``pip install 'epsanet[yolo]'``.
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo.add_argument("--models", nargs="+", default=list(DEMO_MODELS), choices=DEMO_MODELS, metavar="MODEL",
                       help=f"models to train (default: all of {', '.join(DEMO_MODELS)})")
     demo.add_argument("--epochs", type=int, help="default: 30")
-    demo.add_argument("--imgsz", type=int, help="default: 192")
+    demo.add_argument("--imgsz", type=int, help="default: 160")
     demo.add_argument("--batch", type=int, help="default: 16")
     demo.add_argument("--train-images", type=int, default=300, help="default: %(default)s")
     demo.add_argument("--val-images", type=int, default=100, help="default: %(default)s")
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("model", help="shipped YAML name, YAML file or checkpoint")
     train.add_argument("data", help="dataset YAML (e.g. from `epsanet detect shapes DIR --format yolo`)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                       help="Ultralytics train arguments, e.g. epochs=30 imgsz=192 device=cpu")
+                       help="Ultralytics train arguments, e.g. epochs=30 imgsz=160 device=cpu")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
     import epsanet.integrations.ultralytics as ey     # registers the YAML names (ey.register())
     from ultralytics import YOLO
     model = YOLO(ey.model_yaml("yolo11n-ema"))         # or your own YAML: [-1, 1, EMAModule, []]
-    model.train(data="data/shapes-yolo/data.yaml", epochs=30, imgsz=224, device="cpu")
+    model.train(data="data/shapes-yolo/data.yaml", epochs=30, imgsz=160, device="cpu")
 
 Ultralytics is AGPL-3.0 and optional (``pip install 'epsanet[yolo]'``): ``import epsanet`` never
 imports it. YAML names: ``SEModule``, ``ECAModule``, ``CBAMModule``, ``BAMModule``,

@@ -30,7 +30,7 @@ DEMO_MODELS = {
     "yolo11n-epsa": "yolo11n-epsa",
 }
 # One recipe for every model: Ultralytics' defaults otherwise (SGD/AdamW auto, mosaic, ...).
-DEMO_RECIPE = {"epochs": 30, "imgsz": 192, "batch": 16, "seed": 0, "deterministic": True, "workers": 0,
+DEMO_RECIPE = {"epochs": 30, "imgsz": 160, "batch": 16, "seed": 0, "deterministic": True, "workers": 0,
                "device": "cpu", "plots": False, "amp": False}
 # Ultralytics reports GFLOPs at 640 px.
 FLOPS_IMGSZ = 640

@@ -82,6 +82,8 @@ def _parse_model(original, d: Dict[str, Any], ch: int, verbose: bool) -> Tuple[n
 def _stand_in_row(index: int, row: List[Any]) -> List[Any]:
     f, n, name, args = row
     args = list(args)
+    if not isinstance(f, int):
+        raise ValueError(f"layer {index} ({name}) reads {f}: it takes the output of one layer, not several")
     if name in ATTENTION_LAYERS or name in BACKBONE_LAYERS:
         return [f, n, "nn.Identity", []]
     if not args:
@@ -123,7 +125,8 @@ def _replace_stand_ins(model: nn.Sequential, rows: List[List[Any]], ours: Dict[i
 def _build(index: int, rows: List[List[Any]], stand_in: nn.Module, inputs: Any) -> nn.Module:
     f, _, name, args = rows[index]
     if not isinstance(inputs, torch.Tensor):
-        raise ValueError(f"layer {index} ({name}) reads {f}: it takes the output of one layer, not several")
+        raise ValueError(f"layer {index} ({name}) reads layer {f}, whose output is a list: read one of its "
+                         "tensors through an Index row")
     c1 = inputs.shape[1]
     cls = LAYERS[name]
     try:
