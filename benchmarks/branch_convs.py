@@ -62,10 +62,12 @@ def main() -> None:
             for layout in (torch.contiguous_format, torch.channels_last):
                 x = torch.randn(args.batch_size, in_channels, size, size, dtype=dtype).contiguous(memory_format=layout)
                 for method, groups_to_run in methods(in_channels, groups):
-                    def run(x=x, method=method, groups_to_run=groups_to_run):
+                    def run(x=x, method=method, groups_to_run=groups_to_run,
+                            weight=weight, groups=groups, stride=stride, kernel=kernel):
                         if args.train:
                             xi, wi = x.detach().requires_grad_(), weight.detach().requires_grad_()
-                            grouped_conv2d(xi, wi, groups, stride, kernel // 2, 1, method, groups_to_run).sum().backward()
+                            y = grouped_conv2d(xi, wi, groups, stride, kernel // 2, 1, method, groups_to_run)
+                            y.sum().backward()
                         else:
                             with torch.inference_mode():
                                 grouped_conv2d(x, weight, groups, stride, kernel // 2, 1, method, groups_to_run)
@@ -79,7 +81,8 @@ def main() -> None:
                     run()
                     times[key].append(time.perf_counter() - start)
             out = size // stride
-            flops = 2 * args.batch_size * out * out * split * (in_channels // groups) * kernel ** 2 * (3 if args.train else 1)
+            flops = (2 * args.batch_size * out * out * split * (in_channels // groups) * kernel ** 2
+                     * (3 if args.train else 1))
             plan = branch_conv_plan(in_channels // groups, split // groups, groups, kernel, "cpu", dtype)
             for method, groups_to_run in methods(in_channels, groups):
                 speeds = [flops / statistics.median(times[(method, groups_to_run, layout)]) / 1e9

@@ -77,13 +77,15 @@ def candidates(models: Sequence[str], baseline: Optional[str] = "resnet50", refe
     result = []
     if baseline:
         if baseline not in torchvision.models.list_models(torchvision.models):
-            raise ValueError(f"unknown torchvision baseline {baseline!r}: use a torchvision.models name such as resnet50")
+            raise ValueError(f"unknown torchvision baseline {baseline!r}: "
+                             "use a torchvision.models name such as resnet50")
         result.append(Candidate(f"{baseline} (torchvision)", lambda: torchvision.models.get_model(baseline)))
     for name in models:
         create_model(name, device="meta")  # fail early, with the zoo's message, on an unknown name
         result.append(Candidate(name, lambda name=name: create_model(name)))
         if reference and _has_psa(create_model(name, device="meta")):
-            result.append(Candidate(f"{name} (reference PSA)", lambda name=name: create_model(name, psa_layer="psa_reference")))
+            result.append(Candidate(f"{name} (reference PSA)",
+                                    lambda name=name: create_model(name, psa_layer="psa_reference")))
             result[-2].reference = result[-1].label
     return result
 
@@ -97,7 +99,8 @@ def _runner(model: nn.Module, setting: Setting, img_size: int, device: torch.dev
     dtype = torch.bfloat16 if setting.dtype == "bf16" else torch.float32
     layout = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=layout)
-    x = torch.randn(setting.batch_size, 3, img_size, img_size, device=device, dtype=dtype).contiguous(memory_format=layout)
+    x = torch.randn(setting.batch_size, 3, img_size, img_size, device=device, dtype=dtype)
+    x = x.contiguous(memory_format=layout)
     if not setting.train:
         model.eval()
 

@@ -21,8 +21,8 @@ else:
     import tomli as tomllib
 
 __all__ = [
-    "WeightsEntry", "model_info", "architecture_cfg", "canonical_model", "weights_entries", "find_weights", "list_pretrained",
-    "timm_default_cfgs", "weights_enum",
+    "WeightsEntry", "model_info", "architecture_cfg", "canonical_model", "weights_entries", "find_weights",
+    "list_pretrained", "timm_default_cfgs", "weights_enum",
 ]
 
 # PretrainedCfg fields whose TOML lists become tuples, as timm writes them.
@@ -155,7 +155,8 @@ def list_pretrained(pattern: str = "*", include_by_hand: bool = False) -> List[s
     By default only weights that ``pretrained=True`` downloads by itself (as ``timm.list_pretrained``);
     ``include_by_hand=True`` adds the official checkpoints a person has to fetch.
     """
-    return [e.name for e in weights_entries() if fnmatch.fnmatch(e.name, pattern) and (include_by_hand or not e.by_hand)]
+    return [e.name for e in weights_entries()
+            if fnmatch.fnmatch(e.name, pattern) and (include_by_hand or not e.by_hand)]
 
 
 def timm_default_cfgs() -> Dict[str, Dict[str, Any]]:

@@ -69,7 +69,8 @@ class Conversion:
 
     def __str__(self) -> str:
         what = LAYOUTS[self.layout][0] if self.layout else "a checkpoint"
-        line = f"converted {what} into {self.directory} as {self.name} ({self.num_params:,} parameters, {self.num_classes} classes)"
+        line = (f"converted {what} into {self.directory} as {self.name} "
+                f"({self.num_params:,} parameters, {self.num_classes} classes)")
         return f"{line}; {self.transplant}" if self.transplant else line
 
 
@@ -134,7 +135,8 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
     net = get_model_builder(model)(pretrained_cfg=cfg, num_classes=num_classes)
     # BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older checkpoints.
     counters = [k for k in net.state_dict() if k.endswith(".num_batches_tracked")]
-    state.update({k: torch.tensor(0) for k in counters if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
+    state.update({k: torch.tensor(0) for k in counters
+                  if k not in state and k.rpartition(".")[0] + ".running_mean" in state})
     report = None
     if warm_start:
         report = transplant(state, net)

@@ -56,9 +56,12 @@ class TransplantReport:
         return (self.copied_params + self.from_3x3_params) / self.total_params if self.total_params else 0.0
 
     def __str__(self) -> str:
-        left = f" ({', '.join(self.initialised[:3])}{', ...' if len(self.initialised) > 3 else ''})" if self.initialised else ""
+        left = ""
+        if self.initialised:
+            left = f" ({', '.join(self.initialised[:3])}{', ...' if len(self.initialised) > 3 else ''})"
         return (
-            f"transplanted {math.floor(self.fraction * 10000) / 100:.2f}% of the {self.total_params:,} parameters: {len(self.copied)} tensors "
+            f"transplanted {math.floor(self.fraction * 10000) / 100:.2f}% of the {self.total_params:,} parameters: "
+            f"{len(self.copied)} tensors "
             f"copied ({self.copied_params:,} parameters), {len(self.from_3x3)} PSA branch convolutions from 3x3 "
             f"kernels ({self.from_3x3_params:,}), {len(self.initialised)} tensors left as initialised{left}, "
             f"{len(self.neutralised)} attention gates started neutral"
@@ -166,7 +169,8 @@ def _neutralise_gates(model: nn.Module, report: TransplantReport) -> None:
             report.neutralised.append(f"{name}.{block.attn_name}")
             report.rescaled += [f"{name}.bn3.weight", f"{name}.bn3.bias"]
         psa = block.conv2
-        if isinstance(psa, PSAModule) and f"{name}.bn2.running_var" in copied and f"{name}.conv2.conv_1.weight" in report.from_3x3:
+        if (isinstance(psa, PSAModule) and f"{name}.bn2.running_var" in copied
+                and f"{name}.conv2.conv_1.weight" in report.from_3x3):
             _neutral(psa.se)  # equal scores for the four branches: the softmax gives each 1/4
             block.bn2.running_mean.div_(4)
             block.bn2.running_var.div_(16)

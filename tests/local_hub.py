@@ -156,7 +156,8 @@ class _CommitHandler(BaseHTTPRequestHandler):
             payload = json.loads(body)
             repo_id = f"{payload['organization']}/{payload['name']}"
             if repos.exists(repo_id):
-                return self._reply(409, {"error": "You already created this model repo", "url": f"{self.server.url}/{repo_id}"})
+                return self._reply(409, {"error": "You already created this model repo",
+                                         "url": f"{self.server.url}/{repo_id}"})
             repos.create(repo_id)
             return self._reply(200, {"url": f"{self.server.url}/{repo_id}", "name": repo_id})
         match = self._REPO_ROUTE.fullmatch(self.path.split("?")[0])
@@ -233,10 +234,12 @@ class Olah:
             try:
                 with urllib.request.urlopen(urllib.request.Request(f"{self.url}/{probe}", method="HEAD"), timeout=2):
                     return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"olah did not answer within {timeout} s:\n{self.log.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"olah did not answer within {timeout} s:\n{self.log.read_text()[-3000:]}"
+                    ) from err
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -153,7 +153,8 @@ def gam(x: torch.Tensor, sd: State, p: str, groups: int) -> torch.Tensor:
     mc = F.linear(F.relu(F.linear(permuted, sd[p + "channel_fc1.weight"], sd[p + "channel_fc1.bias"])),
                   sd[p + "channel_fc2.weight"], sd[p + "channel_fc2.bias"])
     x = x * torch.sigmoid(mc.permute(0, 3, 1, 2))
-    ms = F.relu(batch_norm(F.conv2d(x, sd[p + "spatial_conv1.weight"], padding=3, groups=groups), sd, p + "spatial_bn1."))
+    ms = F.conv2d(x, sd[p + "spatial_conv1.weight"], padding=3, groups=groups)
+    ms = F.relu(batch_norm(ms, sd, p + "spatial_bn1."))
     b, c, h, w = ms.shape
     ms = ms.view(b, groups, c // groups, h, w).permute(0, 2, 1, 3, 4).reshape(b, c, h, w)
     ms = batch_norm(F.conv2d(ms, sd[p + "spatial_conv2.weight"], padding=3, groups=groups), sd, p + "spatial_bn2.")
@@ -182,7 +183,8 @@ def resnet(x: torch.Tensor, sd: State, layers: Sequence[int], block_attention: O
             out = batch_norm(F.conv2d(out, sd[p + "conv3.weight"]), sd, p + "bn3.")
             residual = x
             if block == 0:
-                residual = batch_norm(F.conv2d(x, sd[p + "downsample.0.weight"], stride=stride), sd, p + "downsample.1.")
+                residual = batch_norm(F.conv2d(x, sd[p + "downsample.0.weight"], stride=stride),
+                                      sd, p + "downsample.1.")
             if block_attention is not None:
                 out = block_attention(out, sd, p + block_attention_name + ".")
             x = F.relu(out + residual)
@@ -209,7 +211,8 @@ def attention_shapes(kind: str, channels: int) -> Dict[str, tuple]:
                   s + "gate_s_conv_reduce0.weight": (hidden, channels, 1, 1), s + "gate_s_conv_reduce0.bias": (hidden,),
                   **_bn_entries(s + "gate_s_bn_reduce0.", hidden)}
         for i in range(2):
-            shapes.update({s + f"gate_s_conv_di_{i}.weight": (hidden, hidden, 3, 3), s + f"gate_s_conv_di_{i}.bias": (hidden,),
+            shapes.update({s + f"gate_s_conv_di_{i}.weight": (hidden, hidden, 3, 3),
+                           s + f"gate_s_conv_di_{i}.bias": (hidden,),
                            **_bn_entries(s + f"gate_s_bn_di_{i}.", hidden)})
         shapes.update({s + "gate_s_conv_final.weight": (1, hidden, 1, 1), s + "gate_s_conv_final.bias": (1,)})
         return shapes

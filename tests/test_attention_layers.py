@@ -117,7 +117,8 @@ def test_a_channel_count_or_option_it_cannot_handle_is_a_one_line_error(name, ch
 
 
 def test_sge_on_a_single_position_says_it_needs_more():
-    with pytest.raises(AssertionError, match="SGEModule normalises over spatial positions: it needs inputs larger than 1x1"):
+    with pytest.raises(AssertionError,
+                       match="SGEModule normalises over spatial positions: it needs inputs larger than 1x1"):
         SGEModule(64)(torch.randn(2, 64, 1, 1))
 
 

@@ -46,13 +46,15 @@ def test_list_pretrained_matches_timm_and_the_enums():
     assert epsanet.list_pretrained("se_resnet50*") == timm.list_pretrained("se_resnet50*") == [
         "se_resnet50.a1_in1k", "se_resnet50.a2_in1k", "se_resnet50.a3_in1k", "se_resnet50.ra2_in1k"]
     members = epsanet.SE_ResNet50_Weights.__members__
-    assert [m.meta["timm_name"] for name, m in members.items() if name != "DEFAULT"] == epsanet.list_pretrained("se_resnet50*")
+    timm_names = [m.meta["timm_name"] for name, m in members.items() if name != "DEFAULT"]
+    assert timm_names == epsanet.list_pretrained("se_resnet50*")
     assert members["IMAGENET1K_RA2"].meta["_metrics"]["ImageNet-1K"] == {"acc@1": 81.284, "acc@5": 95.652}
 
 
 def test_weights_fetched_by_hand_are_listed_on_request():
     assert "eca_resnet50.k3557_in1k" not in epsanet.list_pretrained()
-    assert epsanet.list_pretrained("eca*", include_by_hand=True) == ["eca_resnet50.k3557_in1k", "eca_resnet101.k3357_in1k"]
+    assert epsanet.list_pretrained("eca*", include_by_hand=True) == [
+        "eca_resnet50.k3557_in1k", "eca_resnet101.k3357_in1k"]
     assert epsanet.ECA_ResNet50_Weights.IMAGENET1K_K3557.meta["fetch_url"].startswith("https://drive.google.com/")
 
 
@@ -78,7 +80,8 @@ def test_an_alias_shares_its_models_weights_tags():
 def test_weights_command_prints_the_catalogue(capsys):
     assert main(["weights"]) == 0
     table = capsys.readouterr().out
-    assert "| se_resnet50.a1_in1k | 81.102 | 95.12 | 288 (1.0) | `hf-hub:timm/seresnet50.a1_in1k` | apache-2.0 |" in table
+    assert ("| se_resnet50.a1_in1k | 81.102 | 95.12 | 288 (1.0) | `hf-hub:timm/seresnet50.a1_in1k` "
+            "| apache-2.0 |") in table
     assert "| eca_resnet50.k3557_in1k | 77.42 | 93.62 | 224 (0.875) | by hand: https://drive.google.com/" in table
     assert main(["weights", "eca*", "--json"]) == 0
     assert [r["fetch"] for r in json.loads(capsys.readouterr().out)] == ["by hand", "by hand"]

@@ -54,7 +54,8 @@ def test_the_official_eca_checkpoint_converts_although_its_arch_field_says_se_re
 
 def test_an_official_epsanet_checkpoint_converts_and_reproduces_the_official_logits(official_checkpoint, tmp_path):
     out = tmp_path / "epsanet50"
-    assert main(["convert", str(official_checkpoint("epsanet50")), "--model", "epsanet50_small", "--out", str(out)]) == 0
+    source = official_checkpoint("epsanet50")
+    assert main(["convert", str(source), "--model", "epsanet50_small", "--out", str(out)]) == 0
     model = epsanet.from_pretrained(out).eval()
     golden = load_file(OFFICIAL / "golden.safetensors")
     with torch.no_grad():
@@ -118,7 +119,8 @@ def test_an_existing_output_folder_is_kept_unless_forced(tmp_path, capsys):
 
 def test_an_unknown_tag_names_the_catalogue(tmp_path, capsys):
     source = official_checkpoint_of(epsanet.eca_resnet50(), tmp_path / "eca.pth.tar", arch="eca")
-    assert main(["convert", str(source), "--model", "eca_resnet50", "--tag", "v9_in1k", "--out", str(tmp_path / "o")]) == 2
+    args = ["convert", str(source), "--model", "eca_resnet50", "--tag", "v9_in1k", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
     assert "no catalogue entry eca_resnet50.v9_in1k: see `epsanet weights`" in capsys.readouterr().err
 
 

@@ -55,7 +55,8 @@ def point_huggingface_hub_at(monkeypatch, endpoint: str) -> None:
     """What HF_ENDPOINT=endpoint does, for code already imported: huggingface_hub derives its
     download URLs from the endpoint at import."""
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        endpoint + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def one_line(error: BaseException) -> str:
@@ -109,7 +110,8 @@ def test_a_url_weights_source_is_downloaded_with_its_hash_checked(tmp_path):
     (tmp_path / f"tiny-{digest}.pth").write_bytes((tmp_path / "w.pth").read_bytes())
     (tmp_path / "tiny-deadbeef.pth").write_bytes((tmp_path / "w.pth").read_bytes())
     overlay = dict(url=(tmp_path / f"tiny-{digest}.pth").as_uri(), num_classes=10)
-    loaded = epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path / "cache")
+    loaded = epsanet.epsanet50_small(**TINY, pretrained=True, pretrained_cfg_overlay=overlay,
+                                     cache_dir=tmp_path / "cache")
     assert torch.equal(logits(loaded), logits(model))
     overlay["url"] = (tmp_path / "tiny-deadbeef.pth").as_uri()
     with pytest.raises(HubError, match='invalid hash value \\(expected "deadbeef"') as info:
@@ -292,7 +294,8 @@ def test_a_truncated_weights_file_in_a_folder_is_a_one_line_error(tmp_path):
     folder = epsanet.save_pretrained(tiny_epsanet(), tmp_path / "export")
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="cannot read checkpoint .*model.safetensors.*download or save it again") as info:
+    with pytest.raises(ValueError,
+                       match="cannot read checkpoint .*model.safetensors.*download or save it again") as info:
         epsanet.from_pretrained(folder)
     one_line(info.value)
 

@@ -46,7 +46,8 @@ def test_a_wrong_architecture_names_missing_unexpected_and_conflicting_keys(offi
 
 
 def test_shape_conflicts_are_listed(official_checkpoint):
-    with pytest.raises(epsanet.CheckpointMismatchError, match=r"shape conflicts: layer1.0.conv1.weight \(64, 64, 1, 1\) vs model \(128, 64, 1, 1\)"):
+    expected = r"shape conflicts: layer1.0.conv1.weight \(64, 64, 1, 1\) vs model \(128, 64, 1, 1\)"
+    with pytest.raises(epsanet.CheckpointMismatchError, match=expected):
         epsanet.load_checkpoint(epsanet.epsanet50_large(device="meta"), official_checkpoint("epsanet50"))
 
 
@@ -73,7 +74,8 @@ def test_a_pickle_that_carries_code_is_refused_not_run(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": Payload()}, path)
-    with pytest.raises(ValueError, match=r"evil.pth holds Python code or objects \(io.open\), which epsanet never runs"):
+    with pytest.raises(ValueError,
+                       match=r"evil.pth holds Python code or objects \(io.open\), which epsanet never runs"):
         epsanet.load_checkpoint(epsanet.epsanet50_small(device="meta"), path)
     assert not marker.exists()
 

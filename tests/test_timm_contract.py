@@ -21,7 +21,8 @@ def run_timm_model_tests(timm_tests_dir: Path, models) -> None:
         env=env, capture_output=True, text=True,
     )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0, f"timm's model tests failed ({summary}):\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+    assert result.returncode == 0, (
+        f"timm's model tests failed ({summary}):\n{result.stdout[-6000:]}{result.stderr[-2000:]}")
     assert " passed" in summary and "skipped" not in summary, summary
 
 

@@ -49,8 +49,8 @@ def write_digits_folder(root: Path, per_class: int = IMAGES_PER_CLASS) -> Path:
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list:
-    return ["train", "--data", str(data), "--output-dir", str(out), "--recipe", "digits", "--img-size", "16", "--batch-size", "8",
-            "--epochs", "2", "--workers", "0", *TINY_MODEL, *extra]
+    return ["train", "--data", str(data), "--output-dir", str(out), "--recipe", "digits", "--img-size", "16",
+            "--batch-size", "8", "--epochs", "2", "--workers", "0", *TINY_MODEL, *extra]
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -146,7 +146,8 @@ def test_the_digits_split_is_fixed_stratified_and_disjoint():
     assert (len(train), len(val)) == (1437, 360)
     assert np.bincount(val.targets).min() >= 35 and np.bincount(val.targets).max() <= 37
     assert val.images[0].size == (64, 64) and val.images[0].mode == "RGB"
-    assert [np.asarray(i).tobytes() for i in DigitsDataset("val").images] == [np.asarray(i).tobytes() for i in val.images]
+    assert ([np.asarray(i).tobytes() for i in DigitsDataset("val").images]
+            == [np.asarray(i).tobytes() for i in val.images])
     assert not {np.asarray(i).tobytes() for i in train.images} & {np.asarray(i).tobytes() for i in val.images}
 
 
@@ -164,7 +165,8 @@ def test_a_run_folder_holds_config_metrics_curves_tensorboard_and_the_best_model
     assert summary["best_val_top1"] == max(r["val_top1"] for r in rows)
     config = json.loads((tiny_run / "best" / "config.json").read_text())
     assert config["architecture"] == "epsanet50_small" and config["num_classes"] == 3
-    assert config["pretrained_cfg"]["input_size"] == [3, 16, 16] and config["pretrained_cfg"]["label_names"] == ["0", "1", "2"]
+    assert config["pretrained_cfg"]["input_size"] == [3, 16, 16]
+    assert config["pretrained_cfg"]["label_names"] == ["0", "1", "2"]
 
 
 def test_the_checkpoint_reads_back_with_weights_only(tiny_run):

@@ -12,11 +12,14 @@ from ..benchmark import as_json, candidates, default_settings, format_table, mac
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", default=["epsanet50_small"], help="zoo models (default: epsanet50_small)")
-    parser.add_argument("--baseline", default="resnet50", help="torchvision model of the ratios; 'none' for none (default: resnet50)")
+    parser.add_argument("--baseline", default="resnet50",
+                        help="torchvision model of the ratios; 'none' for none (default: resnet50)")
     parser.add_argument("--no-reference", action="store_true", help="leave out the official PSA formulation")
     parser.add_argument("--img-size", type=int, default=224, help="input size (default: 224)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="inference batch sizes (default: 1 16)")
-    parser.add_argument("--train-batch-size", type=int, default=8, help="training batch size; 0 skips training (default: 8)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16],
+                        help="inference batch sizes (default: 1 16)")
+    parser.add_argument("--train-batch-size", type=int, default=8,
+                        help="training batch size; 0 skips training (default: 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds per setting (default: 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per model and setting (default: 3)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")

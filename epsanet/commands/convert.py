@@ -5,7 +5,8 @@ from ..convert import convert_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="checkpoint file (official .pth.tar, state_dict, safetensors) or hf-hub:ORG/NAME[@REV]")
+    parser.add_argument("source",
+                        help="checkpoint file (official .pth.tar, state_dict, safetensors) or hf-hub:ORG/NAME[@REV]")
     parser.add_argument("--model", required=True, help="zoo model the weights are for, e.g. eca_resnet50")
     parser.add_argument("--out", required=True, help="hub folder to write (config.json, model.safetensors, README.md)")
     parser.add_argument("--tag", help="catalogue entry the file is, e.g. k3557_in1k (see `epsanet weights`)")

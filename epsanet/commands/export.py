@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="weights to load first (official .pth.tar, state dict or safetensors)")
     parser.add_argument("--num-classes", type=int, default=1000, help="classifier width (default: 1000)")
     parser.add_argument("--img-size", type=int, default=224, help="input size of the ONNX graph (default: 224)")
-    parser.add_argument("--no-fuse-bn", action="store_true", help="keep BatchNorms instead of folding them into convolutions")
+    parser.add_argument("--no-fuse-bn", action="store_true",
+                        help="keep BatchNorms instead of folding them into convolutions")
 
 
 def run(args: argparse.Namespace) -> int:

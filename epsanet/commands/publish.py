@@ -19,5 +19,6 @@ def run(args: argparse.Namespace) -> int:
                   commit_message=args.message, endpoint=args.endpoint)
     target = f"{args.repo_id}@{args.tag or args.revision or 'main'}"
     print(f"published {args.directory} to {target} (commit {sha}); load it with "
-          f"epsanet.from_pretrained('hf-hub:{args.repo_id}') or timm.create_model('hf-hub:{args.repo_id}', pretrained=True) after `import epsanet`")
+          f"epsanet.from_pretrained('hf-hub:{args.repo_id}') or "
+          f"timm.create_model('hf-hub:{args.repo_id}', pretrained=True) after `import epsanet`")
     return 0

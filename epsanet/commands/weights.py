@@ -32,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     print("|---|---:|---:|---:|---|---|")
     for r in rows:
         source = f"by hand: {r['source']}" if r["fetch"] == "by hand" else f"`{r['source']}`"
-        print(f"| {r['weights']} | {r['top1']:g} | {r['top5']:g} | {r['eval_size']} ({r['crop_pct']}) | {source} | {r['license']} |")
+        print(f"| {r['weights']} | {r['top1']:g} | {r['top5']:g} | {r['eval_size']} ({r['crop_pct']}) "
+              f"| {source} | {r['license']} |")
     return 0

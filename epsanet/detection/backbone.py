@@ -75,7 +75,8 @@ def fpn_backbone(
         if not trained and trainable_layers not in (None, 5):
             warnings.warn(
                 f"trainable_layers={trainable_layers} has no effect on a backbone without weights: "
-                "training all its layers (trainable_layers=5)"
+                "training all its layers (trainable_layers=5)",
+                stacklevel=2,
             )
             trainable_layers = None
         if trainable_layers is None:

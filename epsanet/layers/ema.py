@@ -38,7 +38,8 @@ class EMAModule(nn.Module):
         super().__init__()
         if channels % factor:
             raise ValueError(
-                f"EMAModule needs channels divisible by factor = {factor}, got {channels}: choose a factor that divides channels"
+                f"EMAModule needs channels divisible by factor = {factor}, got {channels}: "
+                "choose a factor that divides channels"
             )
         dd = {"device": device, "dtype": dtype}
         width = channels // factor

@@ -48,7 +48,8 @@ class GAMModule(nn.Module):
     ) -> None:
         super().__init__()
         if channels % rate:
-            raise ValueError(f"GAMModule needs channels divisible by rate = {rate}, got {channels}: choose a rate that divides channels")
+            raise ValueError(f"GAMModule needs channels divisible by rate = {rate}, got {channels}: "
+                             "choose a rate that divides channels")
         hidden = channels // rate
         if hidden % groups:
             raise ValueError(

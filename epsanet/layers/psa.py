@@ -41,12 +41,13 @@ def branch_conv_plan(
     :func:`grouped_conv2d`). All give the same result up to float rounding.
 
     The rule comes from measurements on CPU (AVX-512 and AMX, oneDNN 3;
-    ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups are narrower than its vector block
-    (16 float32 or 32 bfloat16 channels) on padded blocks or im2col GEMM, at 3-12x below the
-    throughput of wide groups. So thin groups are merged until each reads one block of input
-    channels: the zeros this adds cost less than the padding they replace. In float32, groups
-    with a single output channel and a kernel of 7 or more run fastest as a depthwise
-    convolution plus a sum. cuDNN and other devices keep the native grouped convolution.
+    ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups
+    are narrower than its vector block (16 float32 or 32 bfloat16 channels) on padded blocks or
+    im2col GEMM, at 3-12x below the throughput of wide groups. So thin groups are merged until
+    each reads one block of input channels: the zeros this adds cost less than the padding they
+    replace. In float32, groups with a single output channel and a kernel of 7 or more run
+    fastest as a depthwise convolution plus a sum. cuDNN and other devices keep the native
+    grouped convolution.
     """
     if dtype == torch.float32:
         block = 16

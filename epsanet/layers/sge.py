@@ -40,7 +40,8 @@ class SGEModule(nn.Module):
         super().__init__()
         if channels % groups:
             raise ValueError(
-                f"SGEModule needs channels divisible by groups = {groups}, got {channels}: choose groups that divide channels"
+                f"SGEModule needs channels divisible by groups = {groups}, got {channels}: "
+                "choose groups that divide channels"
             )
         self.groups = groups
         self.weight = nn.Parameter(torch.empty(1, groups, 1, 1, device=device, dtype=dtype))

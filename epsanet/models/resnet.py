@@ -292,7 +292,8 @@ def _fit_pretrained(state_dict: Dict[str, torch.Tensor], placeholder: Dict[str, 
         ignore += [f"{cfg['classifier']}.weight", f"{cfg['classifier']}.bias"]
     first_conv = f"{cfg['first_conv']}.weight"
     expected, given = model.state_dict().get(first_conv), state_dict.get(first_conv)
-    if expected is not None and given is not None and _without_input_channels(expected) == _without_input_channels(given):
+    if (expected is not None and given is not None
+            and _without_input_channels(expected) == _without_input_channels(given)):
         ignore.append(first_conv)
     check_state_dict(model, state_dict, ignore=ignore)
     return state_dict

@@ -291,7 +291,8 @@ class _Run:
         train_seconds = time.perf_counter() - start
         if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
             self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
-                              "in bf16 CPU convolutions over 1x1 feature maps: try without --amp or a larger --img-size)")
+                              "in bf16 CPU convolutions over 1x1 feature maps: "
+                              "try without --amp or a larger --img-size)")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")

@@ -39,7 +39,8 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 
 def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """A checkpoint written by :func:`epsanet._files.save_checkpoint` during training, read with ``weights_only=True``."""
+    """A checkpoint written by :func:`epsanet._files.save_checkpoint` during training,
+    read with ``weights_only=True``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: check the --resume path")

@@ -169,7 +169,7 @@ def test_shapes_annotations_are_the_visible_masks_with_their_tight_boxes_and_are
         assert ann["area"] == mask.sum() > 0
         assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
         assert ann["bbox"] == list(mask_utils.toBbox(ann["segmentation"]))
-    for image_id, anns in coco.imgToAnns.items():
+    for _image_id, anns in coco.imgToAnns.items():
         masks = np.stack([coco.annToMask(a) for a in anns]) if anns else np.zeros((0, 1))
         assert (masks.sum(0) <= 1).all()  # visible parts never overlap
 
