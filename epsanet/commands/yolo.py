@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo.add_argument("--epochs", type=int, help="default: 30")
     demo.add_argument("--imgsz", type=int, help="default: 160")
     demo.add_argument("--batch", type=int, help="default: 16")
+    demo.add_argument("--seed", type=int, help="default: 0")
     demo.add_argument("--train-images", type=int, default=300, help="default: %(default)s")
     demo.add_argument("--val-images", type=int, default=100, help="default: %(default)s")
     train = sub.add_parser(
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.yolo_command == "demo":
         from epsanet.integrations.ultralytics.demo import results_table, run_demo
 
-        overrides = {k: v for k, v in (("epochs", args.epochs), ("imgsz", args.imgsz), ("batch", args.batch))
-                     if v is not None}
+        options = (("epochs", args.epochs), ("imgsz", args.imgsz), ("batch", args.batch), ("seed", args.seed))
+        overrides = {k: v for k, v in options if v is not None}
         rows = run_demo(Path(args.output_dir), models=args.models, train_images=args.train_images,
                         val_images=args.val_images, overrides=overrides)
         print(results_table(rows))
