@@ -172,6 +172,22 @@ def test_a_zoo_layer_reading_several_layers_is_a_one_line_error(ey):
         build(with_rows("[[-1, 3], 1, SEModule, []]"), "n")
 
 
+@pytest.mark.parametrize("name, zoo_name", [("yolo11n-ema", "ema"), ("yolo11n-cbam", "cbam")])
+def test_shipped_yolo11n_yamls_are_yolo11n_plus_one_module_after_each_backbone_c3k2(ey, name, zoo_name):
+    from ultralytics import YOLO
+
+    from epsanet import create_attention
+
+    base = YOLO("yolo11n.yaml", verbose=False).model
+    model = YOLO(ey.model_yaml(name), verbose=False).model
+    added = [model.model[i] for i in (3, 6, 9, 12)]
+    assert [type(model.model[i - 1]).__name__ for i in (3, 6, 9, 12)] == ["C3k2"] * 4
+    assert [type(m).__name__ for m in added] == [ey.ZOO_NAMES[zoo_name]] * 4
+    channels = [64, 128, 128, 256]  # the backbone's C3k2 outputs at width 0.25
+    assert count(model) == count(base) + sum(count(create_attention(zoo_name, c)) for c in channels)
+    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+
+
 def test_the_epsanet_backbone_yaml_builds_with_strides_8_16_32(ey):
     from ultralytics import YOLO
 
