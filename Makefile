@@ -17,10 +17,13 @@ detection-demo: install
 yolo-demo: install
 	$(PY) -m epsanet yolo demo runs/yolo-demo
 
+# The linter first (zero findings), then the tests; the wheel test is marked slow but runs here too.
 test: install olah
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow or wheel"
 
 test-all: install olah
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 install: $(VENV)/.installed

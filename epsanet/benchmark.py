@@ -25,6 +25,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from ._files import atomic_file
+from ._optional import require
 from .layers import PSAModule
 from .models import create_model
 from .stats import count_macs, count_params
@@ -255,8 +256,7 @@ def format_table(cands: Sequence[Candidate], settings: Sequence[Setting], result
 
 def save_chart(cands: Sequence[Candidate], settings: Sequence[Setting], results, path: str) -> None:
     """A grouped bar chart (PNG) of every model's speed relative to the baseline, per setting."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "the benchmark chart")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -5,10 +5,17 @@ errors a user can fix are printed as one line (``epsanet: error: ...``), never a
 """
 import argparse
 import importlib
+import platform
 import sys
 from typing import List, Optional
 
 import huggingface_hub.utils
+import timm
+import torch
+import torchvision
+
+from . import __version__
+from ._optional import MissingDependencyError
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -26,11 +33,16 @@ COMMANDS = {
 }
 
 # Exceptions that carry a message meant for the user.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError,
+               MissingDependencyError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"))
+    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
+    parser.add_argument("--version", action="version", version=(
+        f"epsanet {__version__} (torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"timm {timm.__version__}, Python {platform.python_version()})"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

@@ -19,6 +19,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
+from ._optional import require
+
 __all__ = [
     "DIGITS", "Unreadable", "UnreadableImageError", "DigitsDataset", "ImageFolderDataset", "build_dataset",
     "check_unreadable", "create_loader", "set_loader_epoch", "epoch_seed",
@@ -56,9 +58,8 @@ class DigitsDataset(Dataset):
     classes = [str(digit) for digit in range(10)]
 
     def __init__(self, split: str = "train", transform: Transform = None) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
+        load_digits = require("sklearn.datasets", "train", "the digits dataset").load_digits
+        train_test_split = require("sklearn.model_selection", "train", "the digits dataset").train_test_split
         if split not in ("train", "val"):
             raise ValueError(f"the digits dataset has splits 'train' and 'val', not {split!r}")
         digits = load_digits()

@@ -1,4 +1,4 @@
-"""The weights catalogue (weights/catalogue.toml): real entries only, one source for timm's
+"""The weights catalogue (epsanet/weights/catalogue.toml): real entries only, one source for timm's
 default_cfgs, the torchvision-style enums and epsanet.list_pretrained."""
 import json
 

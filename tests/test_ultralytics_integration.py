@@ -271,10 +271,9 @@ def test_missing_ultralytics_is_a_one_line_error_naming_the_extra(tmp_path):
     """
     result = run_python(code, tmp_path, tmp_path)
     assert result.returncode == 2
-    assert result.stderr == ("epsanet yolo: error: epsanet yolo needs Ultralytics, which is not installed: "
+    assert result.stderr == ("epsanet yolo: error: epsanet.integrations.ultralytics needs ultralytics: "
                              "pip install 'epsanet[yolo]'\n")
-    assert result.stdout == ("epsanet.integrations.ultralytics needs Ultralytics, which is not installed: "
-                             "pip install 'epsanet[yolo]'\n")
+    assert result.stdout == "epsanet.integrations.ultralytics needs ultralytics: pip install 'epsanet[yolo]'\n"
 
 
 def test_one_epoch_offline_train_writes_best_pt_that_reloads_in_a_fresh_process(tmp_path):

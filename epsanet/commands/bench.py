@@ -7,6 +7,7 @@ import sys
 import torch
 
 from .._files import write_json
+from .._optional import require
 from ..benchmark import as_json, candidates, default_settings, format_table, machine_info, run_benchmark, save_chart
 
 
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.chart):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+    if args.chart:
+        require("matplotlib", "bench", "the benchmark chart")
     baseline = None if args.baseline.lower() == "none" else args.baseline
     cands = candidates(args.models, baseline, reference=not args.no_reference)
     settings = default_settings(args.batch_sizes, args.train_batch_size)

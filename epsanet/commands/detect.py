@@ -11,14 +11,19 @@ Under torchrun (``torchrun --nproc_per_node=N -m epsanet detect train ...``) tra
 evaluation run on N processes with DDP.
 """
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 import torch.distributed as dist
 
+from .._lock import exclusive_folder
+from .._optional import MissingDependencyError
+
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
     from ..detection.shapes import LAYOUTS, make_shapes_dataset, shapes_splits
-except ImportError as e:  # pycocotools comes with the `detection` extra; the other commands work without it
+except MissingDependencyError as e:  # pycocotools comes with the `detection` extra; other commands work without it
     MISSING = e
 else:
     MISSING = None
@@ -66,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if MISSING is not None:
-        raise RuntimeError(f"epsanet detect needs the detection extra ({MISSING}): pip install 'epsanet[detection]'")
+        raise MISSING
     if args.detect_command == "shapes":
         splits = make_shapes_dataset(args.root, train_images=args.train_images, val_images=args.val_images,
                                      image_size=tuple(args.image_size), seed=args.seed, overwrite=args.overwrite,
@@ -80,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         if args.detect_command == "eval":
             evaluate_checkpoint(args)
         else:
-            train(_demo_arguments(args) if args.detect_command == "demo" else args)
+            train_args = _demo_arguments(args) if args.detect_command == "demo" else args
+            # The first process (torchrun's RANK 0) writes the run folder and holds it for the run.
+            first = int(os.environ.get("RANK", "0")) == 0
+            with exclusive_folder(train_args.output_dir, "epsanet detect train") if first else contextlib.nullcontext():
+                train(train_args)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

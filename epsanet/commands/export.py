@@ -3,6 +3,7 @@ import argparse
 
 import torch
 
+from .._optional import require
 from ..checkpoint import load_checkpoint
 from ..export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
 from ..models import create_model
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.output.endswith((".onnx", ".pt")):
         raise ValueError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt (TorchScript)")
+    if args.output.endswith(".onnx"):
+        require("onnxruntime", "export", "checking an ONNX export")
     model = create_model(args.model, num_classes=args.num_classes).eval()
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)

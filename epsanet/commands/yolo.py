@@ -8,7 +8,6 @@ nothing is downloaded. Needs the ``yolo`` extra (Ultralytics, AGPL-3.0): ``pip i
 """
 import argparse
 import ast
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Dict, List
@@ -44,10 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("ultralytics") is None:
-        raise RuntimeError("epsanet yolo needs Ultralytics, which is not installed: pip install 'epsanet[yolo]'")
     os.environ.setdefault("YOLO_OFFLINE", "1")  # read when Ultralytics is imported: no online checks
-    import epsanet.integrations.ultralytics as integration
+    import epsanet.integrations.ultralytics as integration  # without Ultralytics: a one-line error naming the extra
 
     if args.yolo_command == "demo":
         from epsanet.integrations.ultralytics.demo import results_table, run_demo

@@ -20,9 +20,11 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
-from pycocotools import mask as mask_utils
 
 from .._files import atomic_directory
+from .._optional import require
+
+mask_utils = require("pycocotools.mask", "detection", "detection")
 
 __all__ = ["SHAPES", "LAYOUTS", "make_shapes_dataset", "shapes_splits"]
 

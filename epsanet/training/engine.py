@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._lock import exclusive_folder
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -38,7 +39,7 @@ from .distributed import (
 )
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .reporting import MetricsLog, plot_curves
+from .reporting import MetricsLog, plot_curves, require_reporting
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
@@ -72,11 +73,14 @@ def train(config: TrainConfig) -> TrainResult:
 
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
-    summed); the first process writes the run folder.
+    summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
+    second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
+    names the process holding it.
     """
     env = setup_environment(config.device)
     try:
-        return _Run(config, env).train()
+        with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
+            return _Run(config, env).train()
     finally:
         teardown_environment(env)
 
@@ -125,6 +129,8 @@ class _Run:
         self.config = config
         self.env = env
         self.out = Path(config.output_dir)
+        if env.is_main:
+            require_reporting(training=True)
         self.checkpoint_path = self._checkpoint_to_resume()
         if config.world_size != env.world_size:
             raise ValueError(f"the configuration was resolved for {config.world_size} processes but "

@@ -23,7 +23,7 @@ from .distributed import (
     teardown_environment,
 )
 from .models import load_model
-from .reporting import plot_confusion_matrix
+from .reporting import plot_confusion_matrix, require_reporting
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "MAX_CLASSES_PER_CLASS_REPORT"]
 
@@ -113,6 +113,8 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     """
     env = setup_environment(device)
     try:
+        if output_dir is not None and env.is_main:
+            require_reporting(training=False)
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
         data_config = resolve_data_config(model=net)
         dataset = build_dataset(data, split, create_transform(**data_config), require_split=False)

@@ -13,15 +13,14 @@ the previous layer, YAML args after it), ``PSAModule`` and ``PSAConv`` (convolut
 ``C3k2EPSA`` (C3k2 with EPSA bottlenecks) and ``EpsanetBackbone`` (any zoo model's P3-P5). See
 :mod:`.hook` for how the parser is extended, :func:`use_local_fonts` for offline training.
 """
-import importlib.util
 import re
 import shutil
 from pathlib import Path
 from typing import List
 
-if importlib.util.find_spec("ultralytics") is None:
-    raise ImportError("epsanet.integrations.ultralytics needs Ultralytics, which is not installed: "
-                      "pip install 'epsanet[yolo]'")
+from ..._optional import require
+
+require("ultralytics", "yolo", "epsanet.integrations.ultralytics")
 
 from ultralytics.utils import USER_CONFIG_DIR  # noqa: E402
 
