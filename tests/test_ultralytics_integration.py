@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import torch
 
@@ -17,12 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def yolo_config_dir(tmp_path_factory):
-    """Ultralytics reads YOLO_OFFLINE and its settings folder once, at import: set both before."""
+    """Ultralytics reads YOLO_OFFLINE and its settings folder once, at import: set both before.
+    Its import also replaces ``PIL.Image.open`` and ``torch.save`` process-wide: restored after
+    this module, so that the other tests run on the originals."""
     config_dir = tmp_path_factory.mktemp("ultralytics-config")
+    originals = PIL.Image.open, torch.save
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("YOLO_OFFLINE", "1")
         patch.setenv("YOLO_CONFIG_DIR", str(config_dir))
         yield config_dir
+    PIL.Image.open, torch.save = originals
 
 
 @pytest.fixture(scope="module")
