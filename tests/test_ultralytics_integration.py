@@ -262,25 +262,6 @@ def test_import_epsanet_imports_nothing_of_ultralytics(tmp_path):
     assert result.stdout.strip() == "[]"
 
 
-def test_missing_ultralytics_is_a_one_line_error_naming_the_extra(tmp_path):
-    code = """
-        import sys
-        sys.modules["ultralytics"] = None  # as if it were not installed
-        from epsanet.cli import main
-        code = main(["yolo", "demo", "out"])
-        try:
-            import epsanet.integrations.ultralytics
-        except ImportError as e:
-            print(e)
-        sys.exit(code)
-    """
-    result = run_python(code, tmp_path, tmp_path)
-    assert result.returncode == 2
-    assert result.stderr == ("epsanet yolo: error: epsanet.integrations.ultralytics needs ultralytics: "
-                             "pip install 'epsanet[yolo]'\n")
-    assert result.stdout == "epsanet.integrations.ultralytics needs ultralytics: pip install 'epsanet[yolo]'\n"
-
-
 def test_one_epoch_offline_train_writes_best_pt_that_reloads_in_a_fresh_process(tmp_path):
     config = tmp_path / "config"
     data = make_shapes_dataset(tmp_path / "shapes", train_images=16, val_images=8, image_size=(64, 96),
