@@ -26,6 +26,7 @@ COMMANDS = {
     "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
     "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
     "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
+    "yolo": ("epsanet.commands.yolo", "the zoo's attention modules in Ultralytics YOLO: train offline, demo"),
     "train": ("epsanet.commands.train", "train a model (no arguments: EPSANet-50 on the built-in digits)"),
     "eval": ("epsanet.commands.eval", "evaluate a model: top-1/top-5, per class, confusion matrix, images/s"),
     "predict": ("epsanet.commands.predict", "classify images: top-k classes with the weights' preprocessing and names"),

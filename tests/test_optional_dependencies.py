@@ -54,8 +54,8 @@ for case in cases:
 print(json.dumps(results))
 """
 
-TRAIN, BENCH, EXPORT, DETECTION = (
-    f"pip install 'epsanet[{extra}]'" for extra in ("train", "bench", "export", "detection"))
+TRAIN, BENCH, EXPORT, DETECTION, YOLO = (
+    f"pip install 'epsanet[{extra}]'" for extra in ("train", "bench", "export", "detection", "yolo"))
 TRAIN_RUN = ["train", "--epochs", "1", "--output-dir", "{tmp}/run"]
 EVAL_RUN = ["eval", "--model", "epsanet50_small", "--output-dir", "{tmp}/eval"]
 ONNX_EXPORT = ["export", "epsanet50_small", "{tmp}/model.onnx"]
@@ -78,6 +78,8 @@ COMMANDS = [
     ("onnx", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnx: {EXPORT}"),
     ("onnxscript", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnxscript: {EXPORT}"),
     ("onnxruntime", ONNX_EXPORT, f"epsanet export: error: checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("ultralytics", ["yolo", "demo", "{tmp}/yolo"],
+     f"epsanet yolo: error: epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
 ]
 
 # (hidden module, Python code, the ImportError's message)
@@ -91,6 +93,8 @@ API = [
      f"ONNX export needs onnx: {EXPORT}"),
     ("onnxruntime", "import torch, epsanet.export; epsanet.export.check_onnx(None, '{tmp}/m.onnx', torch.zeros(1))",
      f"checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("ultralytics", "import epsanet.integrations.ultralytics",
+     f"epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
 ]
 
 OPTIONAL = sorted({hidden for hidden, _, _ in COMMANDS + API})
