@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # olah, the Hub mirror server the hub tests run on 127.0.0.1, lives in its own venv (its pins clash with ours).
 OLAH_VENV ?= .venv-olah
 
-.PHONY: demo detection-demo explain-figures test test-all install olah clean
+.PHONY: demo detection-demo yolo-demo explain-figures test test-all install olah clean
 
 demo: install
 	$(PY) -m epsanet demo
@@ -21,6 +21,9 @@ explain-figures: install
 
 detection-demo: install
 	$(PY) -m epsanet detect demo runs/detection-demo
+
+yolo-demo: install
+	$(PY) -m epsanet yolo demo runs/yolo-demo
 
 # The linter first (zero findings), then the tests; the wheel test is marked slow but runs here too.
 test: install olah

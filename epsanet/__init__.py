@@ -1,11 +1,14 @@
 """epsanet: EPSANet and its attention-ResNet peers, official-compatible, for PyTorch, timm and torch.hub.
 
 ``import epsanet`` registers every model with timm, so ``timm.create_model("epsanet50_small")``
-works; the same models are built torchvision-style by ``epsanet.epsanet50_small(weights=None)``.
+works, and with torchvision's model listing (``torchvision.models.get_model("epsanet50_small")``);
+the same models are built torchvision-style by ``epsanet.epsanet50_small(weights=None)``.
 """
 __version__ = "0.1.0"
 
 from . import explain  # epsanet.explain.psa_scale_weights; the grad-cam package is imported only for CAMs
+from ._timm_hub import install_timm_hub_errors
+from ._torchvision import register_with_torchvision
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
 from .convert import convert_checkpoint
@@ -15,6 +18,9 @@ from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
 from .stats import count_macs, count_params
 from .transplant import TransplantReport, transplant
+
+register_with_torchvision()
+install_timm_hub_errors()
 
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",

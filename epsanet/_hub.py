@@ -24,6 +24,8 @@ import torch
 from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
+from ._hub_access import network_errors, require_reachable_or_cached
+from ._paths import Kind, path_kind
 from .catalogue import find_weights
 from .checkpoint import read_state_dict
 
@@ -107,7 +109,7 @@ def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[P
     except errors.HfHubHTTPError as e:
         raise HubError(f"the Hub at {endpoint} refused {what} ({_first_line(e)}): retry later, or check the "
                        "id and your token") from None
-    except (ConnectionError, TimeoutError) as e:
+    except (ConnectionError, TimeoutError, *network_errors()) as e:
         raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({_first_line(e)}): check the network "
                        "and HF_ENDPOINT") from None
 
@@ -149,6 +151,7 @@ def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *
     from there) and check its sha256; returns the local path."""
     what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}/{filename}"
     with _hub_errors(what, cache_dir=cache_dir):
+        require_reachable_or_cached(repo_id, filename, revision, what, cache_dir, HubError)
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
     _verify(path, what, sha256)
     return path
@@ -165,8 +168,16 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
     name = os.fspath(name_or_path)
     if name.startswith("hf-hub:"):
         with _hub_errors(f"{name}/config.json", cache_dir=cache_dir):
+            repo_id, revision = split_hub_id(name)
+            require_reachable_or_cached(repo_id, "config.json", revision, f"{name}/config.json", cache_dir, HubError)
             cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
     else:
+        info = path_kind(name)
+        if info.kind is Kind.MISSING:
+            raise HubError(f"hub folder {name} does not exist: check the path, or pass 'hf-hub:org/name'")
+        if not info.is_folder:
+            raise HubError(f"{name} is {info.description}, not a hub folder: pass the folder written by "
+                           "epsanet.save_pretrained or `epsanet convert`, or 'hf-hub:org/name'")
         if not (Path(name) / "config.json").is_file():
             raise HubError(
                 f"{name} is not a hub folder (no config.json): write one with epsanet.save_pretrained or "
@@ -218,7 +229,7 @@ def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] 
     architecture = cfg.get("architecture") or "this model"
     entry = find_weights(architecture, cfg.get("tag"))
     if entry is not None and entry.by_hand:
-        raise HubError(entry.fetch_instructions())
+        raise HubError(entry.fetch_instructions("timm"))
     raise HubError(
         f"no pretrained weights exist for {architecture}: build it with weights=None (pretrained=False), or "
         "load a hub folder or 'hf-hub:org/name' with weights=..."

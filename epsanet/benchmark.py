@@ -61,7 +61,7 @@ class Candidate:
 
 def default_settings(batch_sizes: Sequence[int] = (1, 16), train_batch_size: int = 8) -> List[Setting]:
     """fp32 and bf16+channels_last inference at each batch size, then fp32 training."""
-    for size in (*batch_sizes, train_batch_size):
+    for size in (*batch_sizes, *([train_batch_size] if train_batch_size != 0 else [])):  # 0: no training
         if size < 1:
             raise ValueError(f"batch sizes must be positive, got {size}")
     settings = [Setting(b) for b in batch_sizes] + [Setting(b, "bf16", True) for b in batch_sizes]

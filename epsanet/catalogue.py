@@ -27,8 +27,17 @@ _TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size",
 # Catalogue fields that are not timm PretrainedCfg fields.
 _CATALOGUE_FIELDS = (
     "model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256", "citation", "metrics_source",
-    "fetch_url", "fetch_file", "alias_of",
+    "fetch_url", "fetch_file", "fetch_code", "alias_of",
 )
+
+
+# How each route loads the hub folder DIR that `epsanet convert` makes of weights fetched by hand.
+FETCH_ROUTES: Dict[str, str] = {
+    "python": "epsanet.{model}(weights='DIR') (torch.hub: torch.hub.load(REPO, '{model}', weights='DIR'))",
+    "timm": "timm.create_model('local-dir:DIR', pretrained=True) after `import epsanet`",
+    "cli-model": "`--model DIR`",
+    "cli-pretrained": "`--pretrained DIR`",
+}
 
 
 @dataclass(frozen=True)
@@ -72,13 +81,18 @@ class WeightsEntry:
         dataset = {"in1k": "IMAGENET1K", "in22k": "IMAGENET22K"}.get(dataset, dataset.upper())
         return f"{dataset}_{recipe.upper()}" if recipe else dataset
 
-    def fetch_instructions(self) -> str:
-        """One line telling a person how to get these weights into the zoo."""
+    def fetch_instructions(self, route: str = "python") -> str:
+        """One line for weights no program can download: where to download the file (with the
+        extraction code the page asks for), the ``epsanet convert`` command that makes a hub folder
+        of it, and how ``route`` (a key of :data:`FETCH_ROUTES`) then loads that folder. Every route
+        (builders and torch.hub, timm, the command line) says it through here."""
         file = self.fetch_file or "FILE"
+        code = self.extra.get("fetch_code")
+        page = f"{self.fetch_url} (extraction code {code})" if code else self.fetch_url
         return (
             f"weights {self.name} must be fetched by hand: download {self.fetch_file or 'the checkpoint'} from "
-            f"{self.fetch_url}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} "
-            f"--out DIR`, then load DIR with epsanet.{self.model}(weights='DIR')"
+            f"{page}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} --out DIR`, "
+            f"then load DIR with {FETCH_ROUTES[route].format(model=self.model)}"
         )
 
 

@@ -33,7 +33,7 @@ from ._hub import (
     split_hub_id,
 )
 from .catalogue import find_weights, model_info
-from .integrations.transformers import adapt_hub_config
+from .hf_config import adapt_hub_config
 from .models import get_model_builder
 
 __all__ = [
@@ -95,7 +95,7 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Opt
     ``num_classes``, ``label_names``, ``model_args``, ``pretrained_cfg``), ``model.safetensors``
     and a model card ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo
     models without it). After ``import epsanet``, transformers loads the folder too
-    (``pipeline("image-classification", model=directory)``, see :mod:`epsanet.integrations.transformers`).
+    (``pipeline("image-classification", model=directory)``, see :mod:`epsanet.hf_config`).
 
     The folder appears complete or not at all (written next to its destination, then renamed);
     an existing folder is replaced. ``model_args`` adds builder arguments to those the model was

@@ -3,8 +3,9 @@ import os
 import stat
 
 import pytest
+import torch
 
-from epsanet._files import atomic_directory, atomic_file
+from epsanet._files import atomic_directory, atomic_file, current_umask, save_checkpoint, write_json, write_text
 
 
 def test_a_folder_replaces_the_old_one_only_when_its_block_succeeds(tmp_path):
@@ -35,12 +36,28 @@ def test_a_file_keeps_its_old_content_when_writing_fails(tmp_path):
     assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth"]
 
 
-def test_files_and_folders_get_the_permissions_of_the_umask_not_tempfile_s_private_ones(tmp_path):
-    umask = os.umask(0o022)
-    os.umask(umask)
-    with atomic_file(tmp_path / "metrics.json") as tmp:
-        tmp.write_text("{}")
-    with atomic_directory(tmp_path / "best") as staging:
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def test_the_umask_is_read_without_changing_it(umask):
+    assert current_umask() == umask and current_umask() == umask
+
+
+def test_a_written_file_has_the_mode_the_umask_gives(tmp_path, umask):
+    write_text(tmp_path / "notes.txt", "hello")
+    save_checkpoint({"w": torch.zeros(1)}, tmp_path / "checkpoint.pth")
+    assert stat.S_IMODE((tmp_path / "notes.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "checkpoint.pth").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_written_folder_and_its_files_have_the_modes_the_umask_gives(tmp_path, umask):
+    with atomic_directory(tmp_path / "model") as staging:
         (staging / "config.json").write_text("{}")
-    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o666 & ~umask
-    assert stat.S_IMODE((tmp_path / "best").stat().st_mode) == 0o777 & ~umask
+        write_json(staging / "results.json", {})
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o777 & ~umask
+    for name in ("config.json", "results.json"):
+        assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o666 & ~umask

@@ -54,8 +54,8 @@ for case in cases:
 print(json.dumps(results))
 """
 
-TRAIN, BENCH, EXPORT, DETECTION, EXPLAIN = (
-    f"pip install 'epsanet[{extra}]'" for extra in ("train", "bench", "export", "detection", "explain"))
+TRAIN, BENCH, EXPORT, DETECTION, YOLO, EXPLAIN = (
+    f"pip install 'epsanet[{extra}]'" for extra in ("train", "bench", "export", "detection", "yolo", "explain"))
 TRAIN_RUN = ["train", "--epochs", "1", "--output-dir", "{tmp}/run"]
 EVAL_RUN = ["eval", "--model", "epsanet50_small", "--output-dir", "{tmp}/eval"]
 ONNX_EXPORT = ["export", "epsanet50_small", "{tmp}/model.onnx"]
@@ -78,6 +78,8 @@ COMMANDS = [
     ("onnx", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnx: {EXPORT}"),
     ("onnxscript", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnxscript: {EXPORT}"),
     ("onnxruntime", ONNX_EXPORT, f"epsanet export: error: checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("ultralytics", ["yolo", "demo", "{tmp}/yolo"],
+     f"epsanet yolo: error: epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
     ("pytorch_grad_cam", ["explain", "{tmp}/x.png", "--model", "epsanet50_small", "--out", "{tmp}/out"],
      f"epsanet explain: error: Grad-CAM needs grad-cam: {EXPLAIN}"),
 ]
@@ -93,6 +95,8 @@ API = [
      f"ONNX export needs onnx: {EXPORT}"),
     ("onnxruntime", "import torch, epsanet.export; epsanet.export.check_onnx(None, '{tmp}/m.onnx', torch.zeros(1))",
      f"checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("ultralytics", "import epsanet.integrations.ultralytics",
+     f"epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
     ("pytorch_grad_cam", "import epsanet; epsanet.explain.explain(epsanet.se_resnet50(), [])",
      f"Grad-CAM needs grad-cam: {EXPLAIN}"),
 ]

@@ -96,6 +96,9 @@ def test_the_wheel_holds_every_module_the_catalogue_and_the_licence_but_no_tests
     info = f"epsanet-{epsanet.__version__}.dist-info"
     assert {"epsanet/weights/__init__.py", "epsanet/weights/catalogue.toml", "epsanet/py.typed",
             f"{info}/licenses/LICENSE", f"{info}/entry_points.txt"} <= names
+    yolo_yamls = {f"epsanet/integrations/ultralytics/cfg/{name}" for name in
+                  files_under(ROOT / "epsanet" / "integrations" / "ultralytics" / "cfg", ".yaml")}
+    assert len(yolo_yamls) == 4 and yolo_yamls <= names
     assert not [n for n in names if n.startswith("tests/")]
 
 
@@ -109,7 +112,7 @@ def test_the_wheel_metadata_names_licence_urls_python_versions_and_extras(wheel)
     assert {url.split(",")[0] for url in values["Project-URL"]} >= {"Source", "Documentation", "Changelog", "Issues"}
     assert values["Requires-Python"] == [">=3.10"]
     assert "Programming Language :: Python :: 3.11" in values["Classifier"]
-    assert {"train", "detection", "export", "bench"} <= set(values["Provides-Extra"])
+    assert {"train", "detection", "export", "bench", "yolo"} <= set(values["Provides-Extra"])
 
 
 def test_the_sdist_holds_the_tests_their_data_and_what_they_read(dist):

@@ -10,8 +10,8 @@ from typing import Any, Dict, Mapping
 from timm.data import ImageNetInfo, create_transform
 from torchvision.models import Weights, WeightsEnum
 
-from .._hub import load_catalogue_state_dict
-from ..catalogue import weights_entries
+from .._hub import HubError, load_catalogue_state_dict
+from ..catalogue import find_weights, weights_entries
 
 __all__ = ["weights_enum"]
 
@@ -25,10 +25,11 @@ class _CatalogueWeightsEnum(WeightsEnum):
         by the enum's name) or its timm tag (``"a1_in1k"``); a hub folder written by
         :func:`epsanet.save_pretrained` or an ``"hf-hub:org/name[@revision]"`` id is returned as
         is (the builder loads it); None stays None."""
-        if obj is None or isinstance(obj, cls):
+        if obj is None:
             return obj
         if isinstance(obj, os.PathLike) or (isinstance(obj, str) and (obj.startswith("hf-hub:") or os.path.isdir(obj))):
             return obj
+        member = obj if isinstance(obj, cls) else None
         if not cls.__members__:
             raise ValueError(
                 f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
@@ -36,9 +37,11 @@ class _CatalogueWeightsEnum(WeightsEnum):
             )
         if isinstance(obj, str):
             name = obj.replace(cls.__name__ + ".", "")
-            for member_name, member in cls.__members__.items():
-                if name in (member_name, member.meta["timm_name"].split(".", 1)[1]):
-                    return member
+            member = next((m for member_name, m in cls.__members__.items()
+                           if name in (member_name, m.meta["timm_name"].split(".", 1)[1])), None)
+        if member is not None:
+            member._require_downloadable()
+            return member
         choices = ", ".join(cls.__members__)
         raise ValueError(
             f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
@@ -47,7 +50,13 @@ class _CatalogueWeightsEnum(WeightsEnum):
 
     def get_state_dict(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         """The weights' state_dict, downloaded (and checked) through the Hugging Face Hub cache."""
+        self._require_downloadable()
         return load_catalogue_state_dict(self.meta["timm_name"])
+
+    def _require_downloadable(self) -> None:
+        """Weights fetched by hand: the one-line HubError telling how to get them and load them."""
+        if self.meta["fetch_url"]:
+            raise HubError(find_weights(*self.meta["timm_name"].split(".", 1)).fetch_instructions("python"))
 
 
 def _transforms(cfg: Mapping[str, Any]):

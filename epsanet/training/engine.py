@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
 from .._lock import exclusive_folder
+from .._paths import Kind, path_kind, require_checkpoint
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -81,6 +82,10 @@ def train(config: TrainConfig) -> TrainResult:
     second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
     names the process holding it.
     """
+    existing = path_kind(config.output_dir)
+    if existing.kind is not Kind.MISSING and not existing.is_folder:
+        raise FileExistsError(f"--output-dir {config.output_dir} is {existing.description}, not a folder: choose "
+                              "another --output-dir")
     env = setup_environment(config.device)
     try:
         with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
@@ -153,8 +158,11 @@ class _Run:
         val_set = build_dataset(config.data, "val", eval_transform)
         self.explain_images = self._explain_images(config) if config.explain_every and env.is_main else []
         if list(val_set.classes) != self.classes:
-            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes "
-                             f"({len(self.classes)} and {len(val_set.classes)}): give both the same class folders")
+            only_train = sorted(set(self.classes) - set(val_set.classes))[:3]
+            only_val = sorted(set(val_set.classes) - set(self.classes))[:3]
+            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes (only in train/: "
+                             f"{', '.join(only_train) or '-'}; only in val/: {', '.join(only_val) or '-'}): give "
+                             "both the same class folders")
 
         pin = env.device.type == "cuda"
         self.train_loader = create_loader(train_set, config.batch_size, train=True, workers=config.workers,
@@ -202,6 +210,7 @@ class _Run:
             return None
         if resume == "auto":
             return last if last.exists() else None
+        require_checkpoint(resume, "--resume")  # at once, not after building the model and the data
         return Path(resume)
 
     def _resume(self, path: Path) -> None:

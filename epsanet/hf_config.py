@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Dict, Union
 
-from .._files import write_json
+from ._files import write_json
 
 __all__ = ["transformers_config", "adapt_hub_config"]
 
