@@ -22,17 +22,17 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from timm.data import create_transform, resolve_data_config
 from torch import nn
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import Compose
 
 from ._files import atomic_file, write_json
 from ._optional import require
 from .layers import PSAModule
+from .predict import class_names, find_images
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
     "describe_default_layer",
-    "find_layer", "class_names", "load_image", "find_images", "overlay_image", "grid_image", "save_png",
+    "find_layer", "load_image", "overlay_image", "grid_image", "save_png",
     "plot_psa_scales", "explain_files", "require_grad_cam",
 ]
 
@@ -74,25 +74,6 @@ def load_image(path: PathLike) -> Image.Image:
     return image.convert("RGB")
 
 
-def find_images(inputs: Sequence[PathLike]) -> List[Path]:
-    """The image files named by ``inputs``: files as given, folders as the image files directly
-    inside them (sorted by name)."""
-    found: List[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
-            if not files:
-                raise FileNotFoundError(f"{item} holds no image files ({', '.join(IMG_EXTENSIONS[:4])}, ...)")
-            found += files
-        elif item.exists():
-            found.append(item)
-        else:
-            raise FileNotFoundError(f"{item} does not exist: pass image files or folders of images")
-    if not found:
-        raise ValueError("no images given: pass image files or folders of images")
-    return found
-
-
 # -- model helpers --------------------------------------------------------------------------------
 
 def default_target_layer(model: nn.Module) -> str:
@@ -128,21 +109,6 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     stages = [n for n in modules if re.fullmatch(r"layer\d+", n)]
     hint = f"did you mean {', '.join(close)}?" if close else f"the stages are {', '.join(stages) or 'unnamed'}"
     raise ValueError(f"the model has no layer {name!r} ({hint}); layer names are those of model.named_modules()")
-
-
-def class_names(model: nn.Module) -> List[str]:
-    """The model's class names: its ``label_names``, ImageNet's descriptions for 1000 classes,
-    else the class indices."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    names = cfg.get("label_names")
-    if names and len(names) == model.num_classes:
-        return [str(n) for n in names]
-    if model.num_classes == 1000:
-        from timm.data import ImageNetInfo
-
-        info = ImageNetInfo()
-        return [info.index_to_description(i).split(",")[0] for i in range(1000)]
-    return [str(i) for i in range(model.num_classes)]
 
 
 def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[int]:

@@ -247,7 +247,8 @@ def test_a_file_that_is_not_an_image_is_named_in_one_line(folders, tmp_path, cap
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     assert main(["explain", str(notes), "--model", str(folders[0]), "--out", str(tmp_path / "out")]) == 2
-    assert f"cannot read image {notes} (cannot identify image file" in one_line_error(capsys)
+    err = one_line_error(capsys)
+    assert str(notes) in err and "not an image" in err
     assert not (tmp_path / "out").exists()
 
 
