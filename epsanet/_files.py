@@ -61,8 +61,9 @@ def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Pat
 def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
     """A new folder beside ``directory`` to fill in the block; it replaces ``directory`` (and
     whatever was there) when the block succeeds, and is removed when it fails. The folder and the
-    files written in it by ``tempfile`` get the modes the umask gives. An existing file (not a
-    folder) at ``directory`` is an error, never replaced."""
+    everything in it get the modes the umask gives, whatever wrote them (``tempfile`` and the
+    safetensors writer make private files). An existing file (not a folder) at ``directory`` is an
+    error, never replaced."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} is a file, not a folder: choose another folder, or remove the file")
@@ -70,7 +71,10 @@ def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         yield staging
-        _honour_umask(staging, directory=True)
+        for folder, _, files in os.walk(staging):
+            _honour_umask(Path(folder), directory=True)
+            for name in files:
+                _honour_umask(Path(folder, name))
         if directory.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
             os.replace(directory, retired / directory.name)

@@ -5,6 +5,7 @@ import stat
 import pytest
 import torch
 
+import epsanet
 from epsanet._files import atomic_directory, atomic_file, current_umask, save_checkpoint, write_json, write_text
 
 
@@ -58,6 +59,16 @@ def test_a_written_folder_and_its_files_have_the_modes_the_umask_gives(tmp_path,
     with atomic_directory(tmp_path / "model") as staging:
         (staging / "config.json").write_text("{}")
         write_json(staging / "results.json", {})
+        (staging / "weights").mkdir(mode=0o700)
+        (staging / "weights" / "model.safetensors").write_bytes(b"")
+        (staging / "weights" / "model.safetensors").chmod(0o600)  # as the safetensors writer leaves it
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o777 & ~umask
-    for name in ("config.json", "results.json"):
+    assert stat.S_IMODE((tmp_path / "model" / "weights").stat().st_mode) == 0o777 & ~umask
+    for name in ("config.json", "results.json", "weights/model.safetensors"):
         assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_saved_hub_folder_is_readable_as_the_umask_allows(tmp_path, umask):
+    epsanet.save_pretrained(epsanet.epsanet50_small(num_classes=3, layers=(1, 1, 1, 1)), tmp_path / "hub")
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert stat.S_IMODE((tmp_path / "hub" / name).stat().st_mode) == 0o666 & ~umask
