@@ -6,18 +6,32 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # olah, the Hub mirror server the hub tests run on 127.0.0.1, lives in its own venv (its pins clash with ours).
 OLAH_VENV ?= .venv-olah
 
-.PHONY: demo detection-demo test test-all install olah clean
+.PHONY: demo detection-demo yolo-demo explain-figures test test-all install olah clean
 
 demo: install
 	$(PY) -m epsanet demo
 
+# The README's Explain pictures: Grad-CAM and PSA scale weights of the demo model (run `make demo` first).
+explain-figures: install
+	mkdir -p docs/explain/digits
+	$(PY) -c "from epsanet.data import DigitsDataset; d = DigitsDataset('val'); \
+	[d.images[d.targets.index(k)].save(f'docs/explain/digits/{k}.png') for k in range(10)]"
+	$(PY) -m epsanet explain docs/explain/digits --model runs/demo/best --psa-scales --size 72 --out runs/demo/explain
+	cp runs/demo/explain/grid.png runs/demo/explain/psa_scales.png docs/explain/
+
 detection-demo: install
 	$(PY) -m epsanet detect demo runs/detection-demo
 
+yolo-demo: install
+	$(PY) -m epsanet yolo demo runs/yolo-demo
+
+# The linter first (zero findings), then the tests; the wheel test is marked slow but runs here too.
 test: install olah
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow or wheel"
 
 test-all: install olah
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 install: $(VENV)/.installed

@@ -1,10 +1,14 @@
 """epsanet: EPSANet and its attention-ResNet peers, official-compatible, for PyTorch, timm and torch.hub.
 
 ``import epsanet`` registers every model with timm, so ``timm.create_model("epsanet50_small")``
-works; the same models are built torchvision-style by ``epsanet.epsanet50_small(weights=None)``.
+works, and with torchvision's model listing (``torchvision.models.get_model("epsanet50_small")``);
+the same models are built torchvision-style by ``epsanet.epsanet50_small(weights=None)``.
 """
 __version__ = "0.1.0"
 
+from . import explain  # epsanet.explain.psa_scale_weights; the grad-cam package is imported only for CAMs
+from ._timm_hub import install_timm_hub_errors
+from ._torchvision import register_with_torchvision
 from .catalogue import list_pretrained
 from .checkpoint import CheckpointMismatchError, load_checkpoint
 from .convert import convert_checkpoint
@@ -16,8 +20,11 @@ from .models import __all__ as _models_all
 from .stats import count_macs, count_params
 from .transplant import TransplantReport, transplant
 
+register_with_torchvision()
+install_timm_hub_errors()
+
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
     "save_pretrained", "publish", "HubError", "convert_checkpoint", "transplant", "TransplantReport",
-    "create_attention", "list_attention", "count_macs", "count_params", "deploy", *_models_all,
+    "create_attention", "list_attention", "count_macs", "count_params", "deploy", "explain", *_models_all,
 ]

@@ -28,6 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from . import autotune
 from ._files import atomic_file
+from ._optional import require
 from .layers import PSAModule
 from .models import create_model
 from .stats import count_macs, count_params
@@ -66,7 +67,7 @@ class Candidate:
 
 def default_settings(batch_sizes: Sequence[int] = (1, 16), train_batch_size: int = 8) -> List[Setting]:
     """fp32 and bf16+channels_last inference at each batch size, then fp32 training."""
-    for size in (*batch_sizes, train_batch_size):
+    for size in (*batch_sizes, *([train_batch_size] if train_batch_size != 0 else [])):  # 0: no training
         if size < 1:
             raise ValueError(f"batch sizes must be positive, got {size}")
     settings = [Setting(b) for b in batch_sizes] + [Setting(b, "bf16", True) for b in batch_sizes]
@@ -368,8 +369,7 @@ def format_table(cands: Sequence[Candidate], settings: Sequence[Setting], result
 
 def save_chart(cands: Sequence[Candidate], settings: Sequence[Setting], results, path: str) -> None:
     """A grouped bar chart (PNG) of every model's speed relative to the baseline, per setting."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "the benchmark chart")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

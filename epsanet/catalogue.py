@@ -1,17 +1,14 @@
-"""Reads ``weights/catalogue.toml``: the zoo's architectures and the checkpoints that exist.
+"""Reads ``epsanet/weights/catalogue.toml``: the zoo's architectures and the checkpoints that exist.
 
-timm's ``default_cfgs`` (:func:`timm_default_cfgs`), the torchvision-style weights enums
-(:func:`weights_enum`) and :func:`list_pretrained` are all generated here from that one file.
+timm's ``default_cfgs`` (:func:`timm_default_cfgs`) and :func:`list_pretrained` are generated
+here from that one file, and so are the torchvision-style weights enums
+(:func:`epsanet.models._api.weights_enum`). This module imports nothing else of epsanet's.
 """
 import fnmatch
 import functools
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
-
-from timm.data import ImageNetInfo, create_transform
-from torchvision.models import Weights, WeightsEnum
 
 from .weights import CATALOGUE_PATH
 
@@ -22,7 +19,7 @@ else:
 
 __all__ = [
     "WeightsEntry", "model_info", "architecture_cfg", "canonical_model", "weights_entries", "find_weights",
-    "list_pretrained", "timm_default_cfgs", "weights_enum",
+    "list_pretrained", "timm_default_cfgs",
 ]
 
 # PretrainedCfg fields whose TOML lists become tuples, as timm writes them.
@@ -30,8 +27,17 @@ _TUPLE_FIELDS = ("input_size", "test_input_size", "pool_size", "test_pool_size",
 # Catalogue fields that are not timm PretrainedCfg fields.
 _CATALOGUE_FIELDS = (
     "model", "tag", "paper_top1", "paper_top5", "top1", "top5", "sha256", "citation", "metrics_source",
-    "fetch_url", "fetch_file", "alias_of",
+    "fetch_url", "fetch_file", "fetch_code", "alias_of",
 )
+
+
+# How each route loads the hub folder DIR that `epsanet convert` makes of weights fetched by hand.
+FETCH_ROUTES: Dict[str, str] = {
+    "python": "epsanet.{model}(weights='DIR') (torch.hub: torch.hub.load(REPO, '{model}', weights='DIR'))",
+    "timm": "timm.create_model('local-dir:DIR', pretrained=True) after `import epsanet`",
+    "cli-model": "`--model DIR`",
+    "cli-pretrained": "`--pretrained DIR`",
+}
 
 
 @dataclass(frozen=True)
@@ -75,13 +81,18 @@ class WeightsEntry:
         dataset = {"in1k": "IMAGENET1K", "in22k": "IMAGENET22K"}.get(dataset, dataset.upper())
         return f"{dataset}_{recipe.upper()}" if recipe else dataset
 
-    def fetch_instructions(self) -> str:
-        """One line telling a person how to get these weights into the zoo."""
+    def fetch_instructions(self, route: str = "python") -> str:
+        """One line for weights no program can download: where to download the file (with the
+        extraction code the page asks for), the ``epsanet convert`` command that makes a hub folder
+        of it, and how ``route`` (a key of :data:`FETCH_ROUTES`) then loads that folder. Every route
+        (builders and torch.hub, timm, the command line) says it through here."""
         file = self.fetch_file or "FILE"
+        code = self.extra.get("fetch_code")
+        page = f"{self.fetch_url} (extraction code {code})" if code else self.fetch_url
         return (
             f"weights {self.name} must be fetched by hand: download {self.fetch_file or 'the checkpoint'} from "
-            f"{self.fetch_url}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} "
-            f"--out DIR`, then load DIR with epsanet.{self.model}(weights='DIR')"
+            f"{page}, convert it with `epsanet convert {file} --model {self.model} --tag {self.tag} --out DIR`, "
+            f"then load DIR with {FETCH_ROUTES[route].format(model=self.model)}"
         )
 
 
@@ -170,74 +181,3 @@ def timm_default_cfgs() -> Dict[str, Dict[str, Any]]:
         if not own:
             cfgs[name] = architecture_cfg(name)
     return cfgs
-
-
-class _CatalogueWeightsEnum(WeightsEnum):
-    """torchvision weights enum whose members also name their timm tag (``meta['timm_name']``)."""
-
-    @classmethod
-    def verify(cls, obj: Any) -> Any:
-        """The weights named by ``obj``: a member, its name (``"IMAGENET1K_A1"``, optionally prefixed
-        by the enum's name) or its timm tag (``"a1_in1k"``); a hub folder written by
-        :func:`epsanet.save_pretrained` or an ``"hf-hub:org/name[@revision]"`` id is returned as
-        is (the builder loads it); None stays None."""
-        if obj is None or isinstance(obj, cls):
-            return obj
-        if isinstance(obj, os.PathLike) or (isinstance(obj, str) and (obj.startswith("hf-hub:") or os.path.isdir(obj))):
-            return obj
-        if not cls.__members__:
-            raise ValueError(
-                f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
-                "or pass a hub folder or 'hf-hub:org/name' (the README shows how to train and publish weights)"
-            )
-        if isinstance(obj, str):
-            name = obj.replace(cls.__name__ + ".", "")
-            for member_name, member in cls.__members__.items():
-                if name in (member_name, member.meta["timm_name"].split(".", 1)[1]):
-                    return member
-        choices = ", ".join(cls.__members__)
-        raise ValueError(
-            f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
-            "or pass an existing hub folder or 'hf-hub:org/name'"
-        )
-
-    def get_state_dict(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
-        """The weights' state_dict, downloaded (and checked) through the Hugging Face Hub cache."""
-        from .hub import load_catalogue_state_dict
-
-        return load_catalogue_state_dict(self.meta["timm_name"])
-
-
-def _transforms(cfg: Mapping[str, Any]):
-    size = cfg.get("test_input_size", cfg["input_size"])
-    return functools.partial(
-        create_transform, input_size=size, interpolation=cfg["interpolation"], mean=cfg["mean"],
-        std=cfg["std"], crop_pct=cfg.get("test_crop_pct", cfg["crop_pct"]),
-    )
-
-
-def weights_enum(enum_name: str, model: str, module: str) -> type:
-    """The torchvision-style ``WeightsEnum`` of ``model``, one member per catalogue entry plus
-    ``DEFAULT`` (the first entry); empty when no weights exist for the model. ``module`` is where
-    it is defined. Members of weights fetched by hand have ``meta['fetch_url']``."""
-    members: Dict[str, Weights] = {}
-    categories = ImageNetInfo().label_descriptions()
-    for entry in weights_entries(model):
-        meta = {
-            "timm_name": entry.name,
-            "pretrained_cfg": entry.cfg,
-            "categories": categories if entry.cfg["num_classes"] == 1000 else None,
-            "min_size": (1, 1),
-            "recipe": entry.cfg.get("origin_url"),
-            "license": entry.cfg.get("license"),
-            "citation": entry.citation,
-            "sha256": entry.sha256,
-            "fetch_url": entry.fetch_url,
-            "_metrics": {"ImageNet-1K": {"acc@1": entry.top1, "acc@5": entry.top5}},
-            "_docs": entry.cfg.get("description", ""),
-        }
-        url = entry.fetch_url or f"https://huggingface.co/{entry.cfg['hf_hub_id']}"
-        members[entry.enum_name] = Weights(url=url, transforms=_transforms(entry.cfg), meta=meta)
-    if members:
-        members["DEFAULT"] = next(iter(members.values()))
-    return _CatalogueWeightsEnum(enum_name, members, module=module)

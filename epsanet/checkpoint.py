@@ -3,12 +3,13 @@ import argparse
 import os
 import pickle
 import re
-from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
+
+from ._paths import Kind, require_checkpoint
 
 __all__ = [
     "CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict", "mismatch",
@@ -55,32 +56,10 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     if isinstance(source, Mapping):
         obj = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist: check the path")
-        try:
-            # timm's training checkpoints keep their arguments as an argparse.Namespace: plain data.
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                if path.suffix == ".safetensors":
-                    obj = load_file(path)
-                else:
-                    obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            if not str(e).startswith("Weights only load failed"):
-                raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or "
-                                 "corrupt; download or save it again") from None
-            refused = re.search(r"GLOBAL (\S+)", str(e))
-            what = f" ({refused.group(1)})" if refused else ""
-            raise ValueError(
-                f"checkpoint {path} holds Python code or objects{what}, which epsanet never runs "
-                "(torch.load weights_only=True): it is not a plain checkpoint; re-save its state_dict in a "
-                "trusted environment, or use safetensors"
-            ) from None
-        except Exception as e:
-            raise ValueError(
-                f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated, corrupt or not a "
-                "PyTorch/safetensors checkpoint; download or save it again"
-            ) from None
+        obj = _load_file(source)
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"checkpoint {os.fspath(source)} holds a {type(obj).__name__}, not a state_dict: save the "
+                         "model's state_dict() instead of the model or a list")
     for key in _STATE_DICT_KEYS:
         if isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -88,11 +67,38 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     state = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"checkpoint entry {key!r} is a {type(value).__name__}, not a tensor: not a state_dict")
+            where = "" if isinstance(source, Mapping) else f" of {os.fspath(source)}"
+            raise ValueError(f"entry {key!r}{where} is a {type(value).__name__}, not a tensor: it is not a state_dict; "
+                             "pass a file saved from model.state_dict()")
         for prefix in _WRAPPER_PREFIXES:
             key = key[len(prefix):] if key.startswith(prefix) else key
         state[key] = value
     return state
+
+
+def _load_file(source: Union[str, os.PathLike]) -> Mapping:
+    """The object in a checkpoint file, read by its content (safetensors, or torch.save's zip or
+    pickle format with ``weights_only=True``); anything else is a one-line error naming what it is."""
+    info = require_checkpoint(source)
+    path = info.path
+    try:
+        if info.kind is Kind.SAFETENSORS:
+            return load_file(path)
+        # timm's training checkpoints keep their arguments as an argparse.Namespace: plain data.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"GLOBAL (\S+)", str(e))
+        if not str(e).startswith("Weights only load failed") or refused is None:
+            raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or corrupt; "
+                             "download or save it again") from None
+        raise ValueError(
+            f"checkpoint {path} holds Python code or objects ({refused.group(1)}), which epsanet never runs "
+            "(torch.load weights_only=True): re-save its state_dict in a trusted environment, or use safetensors"
+        ) from None
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {path}, {info.description} ({_first_line(e)}): the file is "
+                         "truncated or corrupt; download or save it again") from None
 
 
 def from_official_layout(state: Mapping[str, torch.Tensor]) -> StateDict:

@@ -5,10 +5,17 @@ errors a user can fix are printed as one line (``epsanet: error: ...``), never a
 """
 import argparse
 import importlib
+import platform
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import huggingface_hub.utils
+import timm
+import torch
+import torchvision
+
+from . import __version__
+from ._optional import MissingDependencyError
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -19,17 +26,33 @@ COMMANDS = {
     "bench": ("epsanet.commands.bench", "time models side by side against torchvision's resnet50"),
     "export": ("epsanet.commands.export", "export a model as ONNX (checked with onnxruntime) or TorchScript"),
     "detect": ("epsanet.commands.detect", "detection: fine-tune and evaluate on COCO-format data, demo set"),
+    "yolo": ("epsanet.commands.yolo", "the zoo's attention modules in Ultralytics YOLO: train offline, demo"),
     "train": ("epsanet.commands.train", "train a model (no arguments: EPSANet-50 on the built-in digits)"),
     "eval": ("epsanet.commands.eval", "evaluate a model: top-1/top-5, per class, confusion matrix, images/s"),
+    "predict": ("epsanet.commands.predict", "classify images: top-k classes with the weights' preprocessing and names"),
+    "explain": ("epsanet.commands.explain", "Grad-CAM overlays of images for zoo models, and PSA scale weights"),
     "demo": ("epsanet.commands.demo", "the main job: train on the built-in digits, export, reload, check"),
 }
 
 # Exceptions that carry a message meant for the user.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError,
+               MissingDependencyError)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the fix (``--help``), without the usage
+    text, which for ``epsanet train`` runs to dozens of lines; the exit status stays 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"))
+    parser = OneLineErrorParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
+    parser.add_argument("--version", action="version", version=(
+        f"epsanet {__version__} (torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"timm {timm.__version__}, Python {platform.python_version()})"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

@@ -19,12 +19,17 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
+from ._optional import require
+from ._paths import Kind, WrongKindError, require_folder
+
 __all__ = [
     "DIGITS", "Unreadable", "UnreadableImageError", "DigitsDataset", "ImageFolderDataset", "build_dataset",
-    "check_unreadable", "create_loader", "set_loader_epoch", "epoch_seed",
+    "check_unreadable", "create_loader", "set_loader_epoch", "epoch_seed", "default_workers", "SPLIT_NAMES",
 ]
 
 DIGITS = "digits"
+# Folder names that hold a split of a dataset, never a class.
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "test", "testing", "eval", "dev")
 # The 8x8 digits are upscaled once to this size; the transforms then resize to the model's input.
 DIGITS_IMAGE_SIZE = 64
 DIGITS_VAL_FRACTION = 0.2
@@ -56,9 +61,8 @@ class DigitsDataset(Dataset):
     classes = [str(digit) for digit in range(10)]
 
     def __init__(self, split: str = "train", transform: Transform = None) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
+        load_digits = require("sklearn.datasets", "train", "the digits dataset").load_digits
+        train_test_split = require("sklearn.model_selection", "train", "the digits dataset").train_test_split
         if split not in ("train", "val"):
             raise ValueError(f"the digits dataset has splits 'train' and 'val', not {split!r}")
         digits = load_digits()
@@ -99,20 +103,25 @@ def build_dataset(data: Union[str, os.PathLike], split: str, transform: Transfor
     """The ``split`` of ``data``: ``"digits"``, or an image folder ``data/split/<class>/*``.
 
     With ``require_split=False`` a folder without a ``split`` subfolder is itself the image folder
-    (to evaluate on any ``ROOT/<class>/*``). Every dataset has a ``classes`` list.
+    (to evaluate on any ``ROOT/<class>/*``), unless it has other split folders (``train/``,
+    ``val/``, ...): their names are never taken for classes. Every dataset has a ``classes`` list.
     """
     if str(data) == DIGITS:
         return DigitsDataset(split, transform)
     root = Path(data)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"data folder {root} does not exist: pass 'digits' or an image folder laid out as "
-            "ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg"
-        )
+    layout = "ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg"
+    info = require_folder(root, "data folder", f"pass 'digits' or an image folder laid out as {layout}")
     folder = root / split
     if not folder.is_dir():
-        if require_split:
-            raise FileNotFoundError(f"{root} has no {split}/ folder: lay it out as ROOT/{split}/<class>/*.jpg")
+        splits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in SPLIT_NAMES)
+        if require_split or splits:
+            has = f" (it has {', '.join(s + '/' for s in splits)})" if splits else ""
+            choose = f"choose --split {' or '.join(splits)}, or " if splits else ""
+            raise FileNotFoundError(f"{root} has no {split}/ folder{has}: {choose}lay it out as "
+                                    f"ROOT/{split}/<class>/*.jpg")
+        if info.kind is not Kind.FOLDER:
+            raise WrongKindError(f"data folder {root} is {info.description}, not an image folder: pass "
+                                 f"an image folder laid out as {layout}")
         folder = root
     try:
         return ImageFolderDataset(str(folder), transform=transform)
@@ -140,6 +149,16 @@ def check_unreadable(unreadable: Sequence[Unreadable], skip: bool) -> int:
             "or skip unreadable images with --skip-corrupt"
         )
     return len(unreadable)
+
+
+def default_workers(processes_per_machine: Optional[int] = None, cap: int = 8) -> int:
+    """Data loading processes per training process: the CPUs this process may run on (its
+    affinity, as the DataLoader counts them) shared by the processes on this machine
+    (``LOCAL_WORLD_SIZE`` under torchrun), at most ``cap``."""
+    if processes_per_machine is None:
+        processes_per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(cap, cpus // max(1, processes_per_machine)))
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ._files import atomic_file
+from ._optional import require
 from .layers.psa import PSAModule
 from .models.resnet import Bottleneck, ResNet
 
@@ -70,6 +71,8 @@ def deploy(model: nn.Module) -> nn.Module:
 def export_onnx(model: nn.Module, path: PathLike, img_size: int = 224, opset_version: int = 18) -> Path:
     """Write ``model`` (put in eval mode) as ONNX with a dynamic batch size, for
     ``img_size`` x ``img_size`` RGB input named ``input`` and output named ``logits``."""
+    require("onnx", "export", "ONNX export")
+    require("onnxscript", "export", "ONNX export")
     model.eval()
     x = torch.randn(2, 3, img_size, img_size, dtype=next(model.parameters()).dtype)
     with atomic_file(path, ".onnx") as tmp, torch.no_grad():
@@ -84,8 +87,7 @@ def export_onnx(model: nn.Module, path: PathLike, img_size: int = 224, opset_ver
 def check_onnx(model: nn.Module, path: PathLike, x: torch.Tensor) -> float:
     """Run the ONNX file with onnxruntime on ``x`` and return its relative error against the
     eval-mode model; raises ``ValueError`` above 1e-4."""
-    import onnxruntime
-
+    onnxruntime = require("onnxruntime", "export", "checking an ONNX export")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():

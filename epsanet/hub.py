@@ -1,239 +1,49 @@
 """Weights on the Hugging Face Hub in timm's format: ``config.json`` + ``model.safetensors`` + a model card.
 
-Downloads go through huggingface_hub into its standard cache (``HF_HUB_CACHE``), so
-``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, tokens and revisions behave as everywhere else; every
-downloaded weights file is checked against its sha256 (the Hub's LFS hash, and the catalogue's
-where it records one) before it is read. Every failure is a :class:`HubError`: one line naming
-the cause and the fix.
+:func:`save_pretrained` writes a hub folder, :func:`from_pretrained` builds the model one holds and
+:func:`publish` uploads one. Downloading and checking files is :mod:`epsanet._hub`'s (below the
+models, which load their ``weights=`` through it); its names are re-exported here. Every failure
+is a :class:`HubError`: one line naming the cause and the fix.
 """
-import contextlib
 import copy
-import hashlib
 import os
-import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional
 
-import huggingface_hub
 import huggingface_hub.constants
-import huggingface_hub.errors
-import huggingface_hub.utils
 import torch
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi
 from timm.models import save_for_hf
-from timm.models._hub import generate_readme, load_model_config_from_hf, load_model_config_from_path
+from timm.models._hub import generate_readme
 
 from ._files import atomic_directory
+from ._hub import (
+    WEIGHTS_FILE,
+    HubConfig,
+    HubError,
+    PathLike,
+    _hub_errors,
+    _local_weights_file,
+    download_file,
+    download_progress,
+    load_catalogue_state_dict,
+    pretrained_state_dict,
+    read_hub_config,
+    sha256_of,
+    split_hub_id,
+)
 from .catalogue import find_weights, model_info
-from .checkpoint import read_state_dict
+from .hf_config import adapt_hub_config
+from .models import get_model_builder
 
 __all__ = [
     "HubError", "HubConfig", "save_pretrained", "from_pretrained", "publish", "read_hub_config", "download_file",
-    "pretrained_state_dict", "load_catalogue_state_dict", "download_progress", "sha256_of",
+    "split_hub_id", "pretrained_state_dict", "load_catalogue_state_dict", "download_progress", "sha256_of",
+    "WEIGHTS_FILE",
 ]
 
-PathLike = Union[str, os.PathLike]
-StateDict = Dict[str, torch.Tensor]
-WEIGHTS_FILE = "model.safetensors"
 # The model card's usage snippet names the repository; publish() fills in the real id.
 REPO_PLACEHOLDER = "ORG/NAME"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class HubError(ValueError):
-    """Downloading, reading or publishing hub weights failed; the message names cause and fix."""
-
-
-class HubConfig(NamedTuple):
-    """What a hub folder's ``config.json`` says: the zoo architecture, the builder arguments and
-    the timm pretrained cfg (which also says where the weights are)."""
-
-    architecture: str
-    model_args: Dict[str, Any]
-    pretrained_cfg: Dict[str, Any]
-
-
-@contextlib.contextmanager
-def download_progress(enabled: bool) -> Iterator[None]:
-    """Show (or hide) huggingface_hub's download progress bars inside the block."""
-    was_disabled = huggingface_hub.utils.are_progress_bars_disabled()
-    if enabled == (not was_disabled):
-        yield
-        return
-    (huggingface_hub.utils.enable_progress_bars if enabled else huggingface_hub.utils.disable_progress_bars)()
-    try:
-        yield
-    finally:
-        (huggingface_hub.utils.disable_progress_bars if enabled else huggingface_hub.utils.enable_progress_bars)()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-@contextlib.contextmanager
-def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Iterator[None]:
-    """Turn huggingface_hub's exceptions about ``what`` (e.g. ``hf-hub:org/name@rev``) into one-line HubErrors."""
-    errors = huggingface_hub.errors
-    endpoint = endpoint or huggingface_hub.constants.ENDPOINT
-    cache = os.fspath(cache_dir) if cache_dir is not None else huggingface_hub.constants.HF_HUB_CACHE
-    try:
-        yield
-    except HubError:
-        raise
-    except (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError) as e:
-        if huggingface_hub.constants.HF_HUB_OFFLINE:
-            raise HubError(
-                f"{what} is not in the local Hugging Face cache ({cache}) and "
-                "HF_HUB_OFFLINE is set: download it once online (unset HF_HUB_OFFLINE), or point HF_HUB_CACHE "
-                "at a cache that has it"
-            ) from None
-        cause = e.__cause__ or e.__context__ or e
-        raise HubError(
-            f"cannot reach the Hub at {endpoint} to download {what} ({_first_line(cause)}) and it is not in the "
-            "local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only"
-        ) from None
-    except errors.GatedRepoError:
-        raise HubError(f"{what} is gated: request access on its Hub page, then log in (`hf auth login`)") from None
-    except errors.RevisionNotFoundError:
-        raise HubError(f"{what}: no such revision on {endpoint}: check the branch, tag or commit") from None
-    except errors.RepositoryNotFoundError:
-        raise HubError(
-            f"{what}: no such repository, revision or file on {endpoint} (or it is private): check the id and "
-            "revision, and log in (`hf auth login`) for private repositories"
-        ) from None
-    except errors.EntryNotFoundError:
-        raise HubError(f"{what}: the file is not in the repository: is it a hub folder written by "
-                       "epsanet.save_pretrained?") from None
-    except errors.HfHubHTTPError as e:
-        raise HubError(f"the Hub at {endpoint} refused {what} ({_first_line(e)}): retry later, or check the "
-                       "id and your token") from None
-    except (ConnectionError, TimeoutError) as e:
-        raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({_first_line(e)}): check the network "
-                       "and HF_ENDPOINT") from None
-
-
-def sha256_of(path: PathLike) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _verify(path: Path, what: str, expected: Optional[str]) -> None:
-    """Check a downloaded file against the catalogue's sha256 and against the Hub's (a cache blob
-    of an LFS file is named by its sha256); a corrupt cached copy is removed so the next try
-    downloads it afresh."""
-    blob = path.resolve()
-    declared = blob.name if _SHA256.fullmatch(blob.name) else None
-    if expected is None and declared is None:
-        return
-    actual = sha256_of(blob)
-    if declared is not None and actual != declared:
-        blob.unlink()
-        raise HubError(
-            f"the cached copy of {what} is corrupt (sha256 {actual[:12]}..., the Hub says {declared[:12]}...): it was "
-            "removed from the cache; run again to download it afresh"
-        )
-    if expected is not None and actual != expected.lower():
-        raise HubError(
-            f"{what} has sha256 {actual[:12]}..., not the catalogue's {expected[:12]}...: the repository changed "
-            "since the catalogue was written; pin the catalogue's revision or update its sha256"
-        )
-
-
-def download_file(repo_id: str, filename: str, revision: Optional[str] = None, *, cache_dir: Optional[PathLike] = None,
-                  sha256: Optional[str] = None) -> Path:
-    """Download ``filename`` of Hub repository ``repo_id`` into the Hugging Face cache (or take it
-    from there) and check its sha256; returns the local path."""
-    what = f"hf-hub:{repo_id}{'@' + revision if revision else ''}/{filename}"
-    with _hub_errors(what, cache_dir=cache_dir):
-        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
-    _verify(path, what, sha256)
-    return path
-
-
-def split_hub_id(hub_id: str) -> Tuple[str, Optional[str]]:
-    """``(repo_id, revision or None)`` of ``[hf-hub:]org/name[@revision]``."""
-    repo_id, _, revision = hub_id.removeprefix("hf-hub:").partition("@")
-    return repo_id, revision or None
-
-
-def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None) -> HubConfig:
-    """The ``config.json`` of a hub folder or of ``hf-hub:org/name[@revision]`` (downloaded)."""
-    name = os.fspath(name_or_path)
-    if name.startswith("hf-hub:"):
-        with _hub_errors(f"{name}/config.json", cache_dir=cache_dir):
-            cfg, architecture, model_args = load_model_config_from_hf(name.removeprefix("hf-hub:"), cache_dir=cache_dir)
-    else:
-        if not (Path(name) / "config.json").is_file():
-            raise HubError(
-                f"{name} is not a hub folder (no config.json): write one with epsanet.save_pretrained or "
-                "`epsanet convert`, or pass 'hf-hub:org/name'"
-            )
-        try:
-            cfg, architecture, model_args = load_model_config_from_path(name)
-        except (ValueError, KeyError) as e:
-            raise HubError(f"{name}/config.json is not a timm hub config ({_first_line(e)}): write the folder "
-                           "again with epsanet.save_pretrained") from None
-    return HubConfig(architecture, dict(model_args or {}), dict(cfg))
-
-
-def _local_weights_file(directory: Path) -> Path:
-    for name in (WEIGHTS_FILE, "pytorch_model.bin"):
-        if (directory / name).is_file():
-            return directory / name
-    raise HubError(f"{directory} has no {WEIGHTS_FILE}: write the folder again with epsanet.save_pretrained")
-
-
-def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] = None) -> StateDict:
-    """The state_dict a timm pretrained cfg points at.
-
-    Sources, as timm orders them: ``state_dict``, a hub folder (``source='local-dir'``), a
-    ``file``, ``hf_hub_id`` (downloaded and checked), ``url``. A catalogue entry whose weights are
-    fetched by hand raises a :class:`HubError` telling how to get them.
-    """
-    if cfg.get("state_dict") is not None:
-        return read_state_dict(cfg["state_dict"])
-    if cfg.get("source") == "local-dir":
-        return read_state_dict(_local_weights_file(Path(cfg["file"])))
-    if cfg.get("file") and cfg.get("source") != "hf-hub":
-        return read_state_dict(cfg["file"])
-    if cfg.get("hf_hub_id"):
-        repo_id, revision = split_hub_id(cfg["hf_hub_id"])
-        entry = find_weights(cfg.get("architecture") or "", cfg.get("tag"))
-        expected = entry.sha256 if entry is not None and entry.cfg.get("hf_hub_id") == cfg["hf_hub_id"] else None
-        path = download_file(repo_id, cfg.get("hf_hub_filename") or WEIGHTS_FILE, revision, cache_dir=cache_dir,
-                             sha256=expected)
-        return read_state_dict(path)
-    if cfg.get("url"):
-        try:
-            state = torch.hub.load_state_dict_from_url(
-                cfg["url"], model_dir=cache_dir, map_location="cpu", check_hash=True, weights_only=True,
-                progress=not huggingface_hub.utils.are_progress_bars_disabled())
-        except (OSError, RuntimeError) as e:
-            raise HubError(f"cannot download {cfg['url']} ({_first_line(e)}): check the network and the URL") from None
-        return read_state_dict(state)
-    architecture = cfg.get("architecture") or "this model"
-    entry = find_weights(architecture, cfg.get("tag"))
-    if entry is not None and entry.by_hand:
-        raise HubError(entry.fetch_instructions())
-    raise HubError(
-        f"no pretrained weights exist for {architecture}: build it with weights=None (pretrained=False), or "
-        "load a hub folder or 'hf-hub:org/name' with weights=..."
-    )
-
-
-def load_catalogue_state_dict(name: str, cache_dir: Optional[PathLike] = None) -> StateDict:
-    """The state_dict of catalogue entry ``name`` (``model.tag``), downloaded through the Hub cache."""
-    model, _, tag = name.partition(".")
-    entry = find_weights(model, tag)
-    if entry is None:
-        raise HubError(f"no catalogue entry {name!r}: see epsanet.list_pretrained(include_by_hand=True)")
-    return pretrained_state_dict(dict(entry.cfg, architecture=model, tag=tag), cache_dir=cache_dir)
 
 
 def _model_card(model: torch.nn.Module, overrides: Optional[Mapping[str, Any]]) -> str:
@@ -282,8 +92,10 @@ def find_citation(cfg: Mapping[str, Any]) -> Optional[str]:
 def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Optional[Dict[str, Any]] = None,
                     model_card: Optional[Mapping[str, Any]] = None) -> Path:
     """Write ``model`` to ``directory`` in timm's hub format: ``config.json`` (``architecture``,
-    ``num_classes``, ``model_args``, ``pretrained_cfg``), ``model.safetensors`` and a model card
-    ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo models without it).
+    ``num_classes``, ``label_names``, ``model_args``, ``pretrained_cfg``), ``model.safetensors``
+    and a model card ``README.md`` whose usage snippet imports epsanet (timm cannot build zoo
+    models without it). After ``import epsanet``, transformers loads the folder too
+    (``pipeline("image-classification", model=directory)``, see :mod:`epsanet.hf_config`).
 
     The folder appears complete or not at all (written next to its destination, then renamed);
     an existing folder is replaced. ``model_args`` adds builder arguments to those the model was
@@ -295,6 +107,7 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike, model_args: Opt
         model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     with atomic_directory(directory) as staging:
         save_for_hf(model, str(staging), model_args=model_args, safe_serialization=True)
+        adapt_hub_config(staging / "config.json")  # transformers' timm wrapper loads it too
         (staging / "README.md").write_text(_model_card(model, model_card), encoding="utf-8")
     return directory
 
@@ -306,8 +119,6 @@ def from_pretrained(name_or_path: PathLike, **kwargs: Any) -> torch.nn.Module:
     keyword arguments go to the builder and win (e.g. ``num_classes=10`` for a new head,
     ``cache_dir=...``). The same as ``epsanet.<architecture>(weights=name_or_path)``.
     """
-    from .models import get_model_builder
-
     config = read_hub_config(name_or_path, cache_dir=kwargs.get("cache_dir"))
     try:
         builder = get_model_builder(config.architecture)

@@ -1,9 +1,11 @@
-"""The weights catalogue (weights/catalogue.toml): real entries only, one source for timm's
+"""The weights catalogue (epsanet/weights/catalogue.toml): real entries only, one source for timm's
 default_cfgs, the torchvision-style enums and epsanet.list_pretrained."""
 import json
 
 import pytest
 import timm
+import torchvision
+from PIL import Image
 
 import epsanet
 from epsanet.catalogue import weights_entries
@@ -58,17 +60,48 @@ def test_weights_fetched_by_hand_are_listed_on_request():
     assert epsanet.ECA_ResNet50_Weights.IMAGENET1K_K3557.meta["fetch_url"].startswith("https://drive.google.com/")
 
 
-def test_weights_fetched_by_hand_say_where_to_get_them_and_how_to_convert_them():
-    expected = ("weights eca_resnet50.k3557_in1k must be fetched by hand: download eca_resnet50_k3557.pth.tar from "
-                "https://drive.google.com/open?id=1670rce333c_lyMWFzBlNZoVUvtxbCF_U, convert it with `epsanet convert "
-                "eca_resnet50_k3557.pth.tar --model eca_resnet50 --tag k3557_in1k --out DIR`, then load DIR with "
-                "epsanet.eca_resnet50(weights='DIR')")
-    for load in (lambda: epsanet.eca_resnet50(weights="IMAGENET1K_K3557"),
-                 lambda: epsanet.ECA_ResNet50_Weights.IMAGENET1K_K3557.get_state_dict(),
-                 lambda: timm.create_model("eca_resnet50.k3557_in1k", pretrained=True)):
-        with pytest.raises(epsanet.HubError) as info:
-            load()
-        assert str(info.value) == expected
+BY_HAND_STEPS = ("weights eca_resnet50.k3557_in1k must be fetched by hand: download eca_resnet50_k3557.pth.tar from "
+                 "https://drive.google.com/open?id=1670rce333c_lyMWFzBlNZoVUvtxbCF_U, convert it with `epsanet convert "
+                 "eca_resnet50_k3557.pth.tar --model eca_resnet50 --tag k3557_in1k --out DIR`, then load DIR with ")
+
+
+@pytest.mark.parametrize("load", [
+    lambda: epsanet.eca_resnet50(weights="IMAGENET1K_K3557"),
+    lambda: epsanet.eca_resnet50(weights=epsanet.ECA_ResNet50_Weights.IMAGENET1K_K3557),
+    lambda: epsanet.ECA_ResNet50_Weights.IMAGENET1K_K3557.get_state_dict(),
+    lambda: torchvision.models.get_model("eca_resnet50", weights="k3557_in1k"),
+], ids=["by-name", "by-member", "get_state_dict", "torchvision-get_model"])
+def test_weights_fetched_by_hand_say_where_to_get_them_and_how_to_load_them_in_python(load):
+    with pytest.raises(epsanet.HubError) as info:
+        load()
+    assert str(info.value) == BY_HAND_STEPS + ("epsanet.eca_resnet50(weights='DIR') (torch.hub: "
+                                               "torch.hub.load(REPO, 'eca_resnet50', weights='DIR'))")
+
+
+def test_weights_fetched_by_hand_say_how_to_load_them_with_timm():
+    with pytest.raises(epsanet.HubError) as info:
+        timm.create_model("eca_resnet50.k3557_in1k", pretrained=True)
+    load = "timm.create_model('local-dir:DIR', pretrained=True) after `import epsanet`"
+    assert str(info.value) == BY_HAND_STEPS + load
+
+
+@pytest.mark.parametrize("command, route", [
+    (["eval", "--model", "eca_resnet50", "--pretrained", "k3557_in1k", "--output-dir", "{tmp}/run"], "`--model DIR`"),
+    (["predict", "{tmp}/x.png", "--model", "eca_resnet50", "--pretrained", "k3557_in1k"], "`--model DIR`"),
+    (["train", "--model", "eca_resnet50", "--pretrained", "k3557_in1k", "--output-dir", "{tmp}/run"],
+     "`--pretrained DIR`"),
+], ids=["eval", "predict", "train"])
+def test_weights_fetched_by_hand_say_how_to_use_them_on_the_command_line(command, route, capsys, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    assert main([arg.format(tmp=tmp_path) for arg in command]) == 2
+    assert capsys.readouterr().err == f"epsanet {command[0]}: error: {BY_HAND_STEPS}{route}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_baidu_extraction_code_is_part_of_the_instructions():
+    with pytest.raises(epsanet.HubError, match=r"https://pan.baidu.com/s/11bb2XBGkTqIoOunaSXOOTg \(extraction code "
+                                               r"gxo9\), convert it"):
+        epsanet.sge_resnet50(weights="official_in1k")
 
 
 def test_an_alias_shares_its_models_weights_tags():

@@ -1,5 +1,12 @@
 """The epsanet command line."""
+import importlib.metadata
 import json
+import platform
+
+import pytest
+import timm
+import torch
+import torchvision
 
 from epsanet.cli import main
 
@@ -59,3 +66,12 @@ def test_export_to_an_unknown_format_is_a_one_line_error(capsys):
     assert main(["export", "epsanet50_small", "model.tflite"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "name it *.onnx (ONNX) or *.pt (TorchScript)" in err
+
+
+def test_version_names_the_package_and_the_libraries_it_runs_on(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == (
+        f"epsanet {importlib.metadata.version('epsanet')} (torch {torch.__version__}, torchvision "
+        f"{torchvision.__version__}, timm {timm.__version__}, Python {platform.python_version()})\n")

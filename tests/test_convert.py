@@ -145,7 +145,8 @@ def test_unreadable_sources_are_one_line_errors_and_leave_nothing_behind(tmp_pat
     (tmp_path / "truncated.pth.tar").write_bytes(data[: len(data) // 3])
     expected = {
         "evil.pth.tar": "holds Python code or objects (posix.system), which epsanet never runs",
-        "truncated.pth.tar": "the file is truncated, corrupt or not a PyTorch/safetensors checkpoint",
+        "truncated.pth.tar": "it is a damaged or truncated ZIP file (the format of torch.save), not written "
+                             "completely",
         "missing.pth.tar": "does not exist: check the path",
     }
     for name, message in expected.items():

@@ -72,7 +72,9 @@ def test_save_pretrained_writes_timm_hub_format(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "epsanet50_small" and config["num_classes"] == 10
-    assert config["model_args"] == {**TINY, "in_chans": 3, "global_pool": "avg"}
+    # num_classes only at the root: transformers' timm wrapper passes it besides model_args
+    assert config["model_args"] == {"layers": [1, 1, 1, 1], "channels": [64, 64, 64, 64], "in_chans": 3,
+                                    "global_pool": "avg"}
     assert config["pretrained_cfg"]["license"] == "mit" and config["pretrained_cfg"]["num_classes"] == 10
 
 
@@ -249,6 +251,46 @@ def test_an_unreachable_hub_is_a_one_line_error(monkeypatch, tmp_path):
     assert "HF_ENDPOINT" in message
 
 
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The back-off waits huggingface_hub would make (recorded, not slept)."""
+    waits = []
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", waits.append)
+    return waits
+
+
+@pytest.mark.parametrize("load", [
+    lambda cache: epsanet.se_resnet50(weights="IMAGENET1K_A1", cache_dir=cache),
+    lambda cache: timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True, cache_dir=cache),
+    lambda cache: epsanet.from_pretrained("hf-hub:epsanet-tests/anything", cache_dir=cache),
+], ids=["weights-enum", "timm-hf-hub", "from_pretrained"])
+def test_a_hub_that_refuses_connections_fails_at_once_without_retries(load, monkeypatch, sleeps, tmp_path):
+    point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(HubError) as info:
+        load(tmp_path)  # an empty cache
+    message = one_line(info.value)
+    assert "cannot reach the Hub at http://127.0.0.1:" in message and "Connection refused" in message
+    assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)  # what huggingface_hub raises there
+    assert sleeps == []
+
+
+def test_a_cached_file_is_used_when_the_hub_refuses_connections(published, monkeypatch, tmp_path, sleeps):
+    epsanet.from_pretrained(f"hf-hub:{REPO_ID}@v1", cache_dir=tmp_path)
+    point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    model = epsanet.from_pretrained(f"hf-hub:{REPO_ID}@v1", cache_dir=tmp_path)
+    assert torch.equal(logits(model), published.logits["v1"]) and sleeps == []
+
+
+def test_timm_hf_hub_offline_is_the_one_line_hub_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError) as info:
+        timm.create_model("hf-hub:ORG/NAME", pretrained=True, cache_dir=tmp_path)
+    assert one_line(info.value) == (f"hf-hub:ORG/NAME/config.json is not in the local Hugging Face cache ({tmp_path}) "
+                                    "and HF_HUB_OFFLINE is set: download it once online (unset HF_HUB_OFFLINE), or "
+                                    "point HF_HUB_CACHE at a cache that has it")
+    assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)
+
+
 @pytest.mark.parametrize("name", [f"hf-hub:{REPO_ID}@no-such-branch", "hf-hub:epsanet-tests/no-such-repo"])
 def test_an_unknown_repository_or_revision_is_a_one_line_error(published, name):
     with pytest.raises(HubError, match="no such repository, revision or file") as info:
@@ -318,7 +360,7 @@ def test_publishing_offline_is_a_one_line_error(tmp_path, monkeypatch):
 def test_publish_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "nowhere"), "--repo-id", "epsanet-tests/x"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is not a hub folder" in err
+    assert err.count("\n") == 1 and "nowhere does not exist: check the path" in err
     folder = epsanet.save_pretrained(tiny_epsanet(), tmp_path / "export")
     assert main(["publish", str(folder), "--repo-id", "no-org"]) == 2
     assert "must be ORG/NAME" in capsys.readouterr().err

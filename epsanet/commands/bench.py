@@ -7,6 +7,7 @@ import sys
 import torch
 
 from .._files import write_json
+from .._optional import require
 from ..benchmark import (
     as_json,
     candidates,
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1 or args.warmup < 0:
+        raise ValueError(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and {args.warmup}")
     if args.img_size < 32:
         raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
     if args.threads is not None:
@@ -56,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.chart):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+    if args.chart:
+        require("matplotlib", "bench", "the benchmark chart")
     if args.onnxruntime:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise ValueError("--onnxruntime needs onnxruntime: pip install 'epsanet[export]'") from None
+        require("onnxruntime", "export", "--onnxruntime")
         if args.device != "cpu":
             raise ValueError("--onnxruntime runs on the CPU: use it with --device cpu")
     baseline = None if args.baseline.lower() == "none" else args.baseline

@@ -2,6 +2,7 @@
 
     epsanet detect demo runs/detection-demo      # the demo set, then the demo fine-tune on it
     epsanet detect shapes data/shapes
+    epsanet detect shapes data/shapes-yolo --format yolo   # Ultralytics' layout: images/, labels/, data.yaml
     epsanet detect train --train-images data/shapes/train --train-ann data/shapes/annotations/instances_train.json \
         --val-images data/shapes/val --val-ann data/shapes/annotations/instances_val.json --output-dir runs/shapes
     epsanet detect eval runs/shapes/checkpoint.pth --images ... --ann ... --output metrics.json
@@ -10,14 +11,19 @@ Under torchrun (``torchrun --nproc_per_node=N -m epsanet detect train ...``) tra
 evaluation run on N processes with DDP.
 """
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 import torch.distributed as dist
 
+from .._lock import exclusive_folder
+from .._optional import MissingDependencyError
+
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
-    from ..detection.shapes import make_shapes_dataset, shapes_splits
-except ImportError as e:  # pycocotools comes with the `detection` extra; the other commands work without it
+    from ..detection.shapes import LAYOUTS, make_shapes_dataset, shapes_splits
+except MissingDependencyError as e:  # pycocotools comes with the `detection` extra; other commands work without it
     MISSING = e
 else:
     MISSING = None
@@ -46,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="range of image sides (default: 160 224)")
     shapes.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     shapes.add_argument("--overwrite", action="store_true", help="replace ROOT if it exists")
+    shapes.add_argument("--format", choices=LAYOUTS, default="coco",
+                        help="coco (default: annotations/*.json) or yolo (Ultralytics: images/, labels/, data.yaml)")
     demo = sub.add_parser("demo", help="write the shapes set and fine-tune Faster R-CNN on epsanet50_small on it",
                           description="The detection demo: writes the shapes set to OUTPUT_DIR/shapes (unless it is "
                                       "there) and fine-tunes Faster R-CNN on epsanet50_small from scratch into "
@@ -63,18 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if MISSING is not None:
-        raise RuntimeError(f"epsanet detect needs the detection extra ({MISSING}): pip install 'epsanet[detection]'")
+        raise MISSING
     if args.detect_command == "shapes":
         splits = make_shapes_dataset(args.root, train_images=args.train_images, val_images=args.val_images,
-                                     image_size=tuple(args.image_size), seed=args.seed, overwrite=args.overwrite)
+                                     image_size=tuple(args.image_size), seed=args.seed, overwrite=args.overwrite,
+                                     layout=args.format)
         for split, paths in splits.items():
-            print(f"{split}: {paths['images']} {paths['annotations']}")
+            print(f"{split}: {paths['images']} {paths.get('labels', paths['annotations'])}")
+        if args.format == "yolo":
+            print(f"data: {splits['train']['data_yaml']}")
         return 0
     try:
         if args.detect_command == "eval":
             evaluate_checkpoint(args)
         else:
-            train(_demo_arguments(args) if args.detect_command == "demo" else args)
+            train_args = _demo_arguments(args) if args.detect_command == "demo" else args
+            # The first process (torchrun's RANK 0) writes the run folder and holds it for the run.
+            first = int(os.environ.get("RANK", "0")) == 0
+            with exclusive_folder(train_args.output_dir, "epsanet detect train") if first else contextlib.nullcontext():
+                train(train_args)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'digits' or an image folder: ROOT/<split>/<class>/* or ROOT/<class>/* (default: digits)")
     parser.add_argument("--split", default="val", help="subfolder of --data to evaluate (default: val)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per process per step (default: 64)")
-    parser.add_argument("--workers", type=int, default=4, help="data loading processes (default: 4)")
+    parser.add_argument("--workers", type=int,
+                        help="data loading processes (default: the CPUs this process may use, at most 8)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     parser.add_argument("--amp", nargs="?", const="auto", choices=["auto", "bf16", "fp16"],
                         help="mixed precision (default: off)")

@@ -1,29 +1,43 @@
-"""``epsanet export``: a zoo model as ONNX (checked with onnxruntime) or TorchScript, for inference."""
+"""``epsanet export``: a model as ONNX (checked with onnxruntime) or TorchScript, for inference:
+a zoo model (with catalogue weights or a checkpoint), a hub folder, a training run or an hf-hub id."""
 import argparse
 
 import torch
 
-from ..checkpoint import load_checkpoint
+from .._optional import require
+from .._paths import WrongKindError, path_kind
 from ..export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
-from ..models import create_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="zoo model name, e.g. epsanet50_small")
+    parser.add_argument("model", help="zoo model name (e.g. epsanet50_small), hub folder, training run folder "
+                                      "(its best model), hf-hub:ORG/NAME id or `epsanet train` checkpoint")
     parser.add_argument("output", help="destination: .onnx for ONNX, .pt for TorchScript")
-    parser.add_argument("--checkpoint", help="weights to load first (official .pth.tar, state dict or safetensors)")
-    parser.add_argument("--num-classes", type=int, default=1000, help="classifier width (default: 1000)")
+    parser.add_argument("--pretrained", metavar="TAG", help="catalogue weights of the zoo model, e.g. a1_in1k")
+    parser.add_argument("--checkpoint", help="weights for the zoo model (official .pth.tar, state dict or safetensors)")
+    parser.add_argument("--num-classes", type=int,
+                        help="classifier width of a zoo model without weights (default: 1000, or the weights' own)")
     parser.add_argument("--img-size", type=int, default=224, help="input size of the ONNX graph (default: 224)")
     parser.add_argument("--no-fuse-bn", action="store_true",
                         help="keep BatchNorms instead of folding them into convolutions")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.models import load_model
+
     if not args.output.endswith((".onnx", ".pt")):
         raise ValueError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt (TorchScript)")
-    model = create_model(args.model, num_classes=args.num_classes).eval()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
+    output = path_kind(args.output)
+    if output.is_folder:
+        raise WrongKindError(f"output {args.output} is {output.description}: name a file inside it, e.g. "
+                             f"{args.output.rstrip('/')}/model{'.onnx' if args.output.endswith('.onnx') else '.pt'}")
+    if not output.path.parent.is_dir():
+        raise FileNotFoundError(f"the directory of {args.output} does not exist: create it first")
+    if args.output.endswith(".onnx"):
+        require("onnxruntime", "export", "checking an ONNX export")
+    if args.img_size < 32:
+        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+    model = load_model(args.model, args.pretrained, args.checkpoint, num_classes=args.num_classes).eval()
     if not args.no_fuse_bn:
         model = fuse_batchnorm(model)
     if args.output.endswith(".pt"):

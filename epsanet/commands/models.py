@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.img_size < 32:
+        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
     names = list_models(args.pattern)
     if not names:
         raise ValueError(f"no model matches {args.pattern!r}: see `epsanet models`")

@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [{
         "weights": e.name, "top1": e.top1, "top5": e.top5, "eval_size": _size(e.cfg),
         "crop_pct": e.cfg.get("test_crop_pct", e.cfg["crop_pct"]), "source": e.source,
-        "fetch": "by hand" if e.by_hand else "automatic", "license": e.cfg.get("license"), "sha256": e.sha256,
+        "fetch": "by hand" if e.by_hand else "automatic", "fetch_code": e.extra.get("fetch_code"),
+        "license": e.cfg.get("license"), "sha256": e.sha256,
     } for e in entries]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     print("| weights | top-1 | top-5 | eval size (crop) | source | licence |")
     print("|---|---:|---:|---:|---|---|")
     for r in rows:
-        source = f"by hand: {r['source']}" if r["fetch"] == "by hand" else f"`{r['source']}`"
-        print(f"| {r['weights']} | {r['top1']:g} | {r['top5']:g} | {r['eval_size']} ({r['crop_pct']}) "
-              f"| {source} | {r['license']} |")
+        code = f" (extraction code {r['fetch_code']})" if r["fetch_code"] else ""
+        source = f"by hand: {r['source']}{code}" if r["fetch"] == "by hand" else f"`{r['source']}`"
+        print(f"| {r['weights']} | {r['top1']:g} | {r['top5']:g} | {r['eval_size']} ({r['crop_pct']}) | {source} "
+              f"| {r['license']} |")
     return 0

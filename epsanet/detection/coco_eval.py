@@ -10,12 +10,15 @@ from typing import Any, Dict, Iterable, List, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torchvision.ops import box_convert
 from tqdm import tqdm
+
+from .._optional import require
+
+COCO = require("pycocotools.coco", "detection", "detection").COCO
+COCOeval = require("pycocotools.cocoeval", "detection", "detection").COCOeval
+mask_utils = require("pycocotools.mask", "detection", "detection")
 
 __all__ = ["COCO_METRICS", "CocoMetrics", "coco_results", "summarize", "evaluate"]
 

@@ -16,10 +16,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from pycocotools.coco import COCO
 from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms import v2
+
+from .._optional import require
+
+COCO = require("pycocotools.coco", "detection", "detection").COCO
 
 __all__ = ["AnnotationError", "load_coco", "CocoDetection", "detection_transforms", "collate"]
 

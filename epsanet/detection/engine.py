@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._paths import require_checkpoint
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
 from .coco_eval import CocoMetrics, evaluate
@@ -369,8 +370,7 @@ def _loader(dataset: CocoDetection, batch_size: int, workers: int, *, train: boo
 
 def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: check the path")
+    require_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

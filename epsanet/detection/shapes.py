@@ -2,10 +2,16 @@
 
 Deterministic for a seed: the same images (JPEG) and annotations (boxes, RLE masks of the visible
 part of each shape, areas) on every machine. Made for the demo and the tests, which need no
-download; its layout is the COCO one::
+download. Its layout is the COCO one::
 
     root/annotations/instances_train.json   root/train/000001.jpg ...
     root/annotations/instances_val.json     root/val/000001.jpg ...
+
+or, with ``layout="yolo"``, Ultralytics' one (the same images; one ``class cx cy w h`` line per box,
+normalised, classes from 0; the COCO annotations are kept for COCO evaluation)::
+
+    root/data.yaml   root/images/train/000001.jpg ...   root/labels/train/000001.txt ...
+    root/annotations/instances_train.json ...           root/images/val/...   root/labels/val/...
 """
 import json
 import os
@@ -14,13 +20,16 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
-from pycocotools import mask as mask_utils
 
 from .._files import atomic_directory
+from .._optional import require
 
-__all__ = ["SHAPES", "make_shapes_dataset", "shapes_splits"]
+mask_utils = require("pycocotools.mask", "detection", "detection")
+
+__all__ = ["SHAPES", "LAYOUTS", "make_shapes_dataset", "shapes_splits"]
 
 SHAPES = ("circle", "square", "triangle", "star")
+LAYOUTS = ("coco", "yolo")
 _MAX_OCCLUSION = 0.3  # a shape keeps at least 70% of its area visible
 
 
@@ -33,8 +42,10 @@ def make_shapes_dataset(
     max_objects: int = 6,
     seed: int = 0,
     overwrite: bool = False,
+    layout: str = "coco",
 ) -> Dict[str, Dict[str, Path]]:
-    """Write the shapes set to ``root`` and return ``{split: {"images": dir, "annotations": file}}``.
+    """Write the shapes set to ``root`` and return ``{split: {"images": dir, "annotations": file}}``
+    (plus ``"labels"`` and ``"data_yaml"`` for the YOLO layout).
 
     Args:
         root: the folder to create; it appears complete or not at all.
@@ -43,8 +54,11 @@ def make_shapes_dataset(
         max_objects: at most this many shapes per image (about 1 image in 20 has none).
         seed: the random seed; the splits use independent streams derived from it.
         overwrite: replace ``root`` if it exists (otherwise that is an error).
+        layout: ``"coco"`` or ``"yolo"`` (Ultralytics' images/labels folders and ``data.yaml``).
     """
     root = Path(root)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if root.exists() and not overwrite:
         raise FileExistsError(f"{root} already exists: remove it, pick another folder, or overwrite it")
     if not 8 <= image_size[0] <= image_size[1]:
@@ -54,20 +68,57 @@ def make_shapes_dataset(
     streams = np.random.SeedSequence(seed).spawn(2)
     with atomic_directory(root) as staging:
         for (split, count), stream in zip((("train", train_images), ("val", val_images)), streams):
-            _write_split(staging, split, count, image_size, max_objects, np.random.default_rng(stream))
+            image_dir = staging / split if layout == "coco" else staging / "images" / split
+            dataset = _write_split(staging, image_dir, split, count, image_size, max_objects,
+                                   np.random.default_rng(stream))
+            if layout == "yolo":
+                _write_yolo_labels(dataset, staging / "labels" / split)
+        if layout == "yolo":
+            _write_yolo_data_yaml(staging / "data.yaml")
     return shapes_splits(root)
 
 
 def shapes_splits(root: Union[str, os.PathLike]) -> Dict[str, Dict[str, Path]]:
-    """``{split: {"images": dir, "annotations": file}}`` of a shapes set written to ``root``."""
+    """``{split: {"images": dir, "annotations": file}}`` of a shapes set written to ``root``, plus
+    ``"labels"`` (folder) and ``"data_yaml"`` (file) when it has the YOLO layout."""
     root = Path(root)
-    return {split: {"images": root / split, "annotations": root / "annotations" / f"instances_{split}.json"}
-            for split in ("train", "val")}
+    yolo = (root / "data.yaml").is_file()
+    splits = {}
+    for split in ("train", "val"):
+        paths = {"images": root / "images" / split if yolo else root / split,
+                 "annotations": root / "annotations" / f"instances_{split}.json"}
+        if yolo:
+            paths.update(labels=root / "labels" / split, data_yaml=root / "data.yaml")
+        splits[split] = paths
+    return splits
 
 
-def _write_split(root: Path, split: str, count: int, image_size: Tuple[int, int], max_objects: int,
-                 rng: np.random.Generator) -> None:
-    (root / split).mkdir(parents=True)
+def _write_yolo_labels(dataset: Dict, label_dir: Path) -> None:
+    """One text file per image: a ``class cx cy w h`` line per box, normalised to [0, 1], classes from 0."""
+    label_dir.mkdir(parents=True)
+    lines: Dict[int, List[str]] = {image["id"]: [] for image in dataset["images"]}
+    sizes = {image["id"]: (image["width"], image["height"]) for image in dataset["images"]}
+    for ann in dataset["annotations"]:
+        width, height = sizes[ann["image_id"]]
+        x, y, w, h = ann["bbox"]
+        centre_x, centre_y = (x + w / 2) / width, (y + h / 2) / height
+        lines[ann["image_id"]].append(
+            f"{ann['category_id'] - 1} {centre_x:.6f} {centre_y:.6f} {w / width:.6f} {h / height:.6f}")
+    for image in dataset["images"]:
+        text = "".join(line + "\n" for line in lines[image["id"]])
+        (label_dir / Path(image["file_name"]).with_suffix(".txt")).write_text(text, encoding="utf-8")
+
+
+def _write_yolo_data_yaml(path: Path) -> None:
+    """Ultralytics' dataset file; without a ``path`` key, Ultralytics reads the folders next to it."""
+    names = "".join(f"  {i}: {name}\n" for i, name in enumerate(SHAPES))
+    path.write_text(f"# epsanet shapes demo set (epsanet detect shapes --format yolo)\n"
+                    f"train: images/train\nval: images/val\nnames:\n{names}", encoding="utf-8")
+
+
+def _write_split(root: Path, image_dir: Path, split: str, count: int, image_size: Tuple[int, int],
+                 max_objects: int, rng: np.random.Generator) -> Dict:
+    image_dir.mkdir(parents=True)
     (root / "annotations").mkdir(exist_ok=True)
     images, annotations = [], []
     for image_id in range(1, count + 1):
@@ -75,7 +126,7 @@ def _write_split(root: Path, split: str, count: int, image_size: Tuple[int, int]
         num_objects = 0 if rng.random() < 0.05 else int(rng.integers(1, max_objects + 1))
         pixels, objects = _render(width, height, num_objects, rng)
         file_name = f"{image_id:06d}.jpg"
-        Image.fromarray(pixels).save(root / split / file_name, quality=92)
+        Image.fromarray(pixels).save(image_dir / file_name, quality=92)
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for category_id, mask in objects:
             rle = mask_utils.encode(np.asfortranarray(mask))
@@ -93,6 +144,7 @@ def _write_split(root: Path, split: str, count: int, image_size: Tuple[int, int]
     }
     with open(root / "annotations" / f"instances_{split}.json", "w", encoding="utf-8") as f:
         json.dump(dataset, f)
+    return dataset
 
 
 def _render(width: int, height: int, num_objects: int,

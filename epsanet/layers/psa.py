@@ -268,6 +268,17 @@ class PSAModule(nn.Module):
         self.register_buffer("out_scale", None)
         self.register_buffer("out_shift", None)
 
+    def branch_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax weight each branch gives each channel for the module's input ``x``:
+        shape ``(N, 4, out_channels // 4)``, summing to 1 over dim 1. Index ``i`` is branch
+        ``conv_{i+1}`` (kernel ``kernel_sizes[i]``), whatever order the forward concatenates in.
+
+        Recomputed plainly from ``conv_1`` .. ``conv_4`` and ``se``, for inspection (see
+        :func:`epsanet.explain.psa_scale_weights`); the forward pass does not call it.
+        """
+        gates = [self.se.gate(conv(x)) for conv in (self.conv_1, self.conv_2, self.conv_3, self.conv_4)]
+        return torch.stack(gates, dim=1).flatten(2).softmax(dim=1)
+
     @torch.no_grad()
     def fold_batchnorm(self, bn: nn.BatchNorm2d) -> None:
         """Fold the eval-mode BatchNorm that follows this module into its output (inference
@@ -315,7 +326,7 @@ class PSAModule(nn.Module):
 
         dtype = _compute_dtype(x)
         training = torch.is_grad_enabled() and (
-            x.requires_grad or any(w.requires_grad for w in self._branch_weights()))
+            x.requires_grad or any(w.requires_grad for w in self._conv_weights()))
         key = self._autotune_key(x, dtype, training)
         plan = _parse_plan(autotune.lookup(x.device.type, key), self.groups)
         if plan is None:
@@ -334,7 +345,7 @@ class PSAModule(nn.Module):
                 f"threads={torch.get_num_threads()} {batch} in={c}x{h}x{w} out={self.split} "
                 f"k={self.kernel_sizes} g={self.groups} stride={self.stride} dilation={self.dilation}")
 
-    def _branch_weights(self) -> List[torch.Tensor]:
+    def _conv_weights(self) -> List[torch.Tensor]:
         return [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
 
     @torch.jit.unused
@@ -366,7 +377,7 @@ class PSAModule(nn.Module):
             return run_with_backward
 
         source = x.detach()[:_TUNING_BATCH]
-        weights = [w.detach() for w in self._branch_weights()]
+        weights = [w.detach() for w in self._conv_weights()]
         layouts = {False: source.contiguous(), True: source.contiguous(memory_format=torch.channels_last)}
         best: Dict[bool, List[Tuple[str, int]]] = {False: [], True: []}
         report: Dict[str, Dict[str, float]] = {}
@@ -403,7 +414,7 @@ class PSAModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last, plans = self._plan(x)
-        weights = self._branch_weights()
+        weights = self._conv_weights()
         input_channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         # The branches may run in the other layout; the output is handed back in the input's
         # (the autotuner's measurement of the whole module includes these copies).

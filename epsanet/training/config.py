@@ -6,6 +6,7 @@ values (:data:`RECIPES`), then every option given on the command line. The resol
 configuration is saved with the run (``run_config.json``) and in every checkpoint.
 """
 import argparse
+import ast
 import dataclasses
 import json
 import math
@@ -13,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from timm.utils import ParseKwargs
-
-from ..data import DIGITS
+from ..data import DIGITS, default_workers
 
 __all__ = ["TrainConfig", "RECIPES", "add_train_arguments", "resolve_config", "scaled_lr", "lr_for"]
 
@@ -72,12 +71,13 @@ class TrainConfig:
     compile: bool = False
     grad_checkpointing: bool = False
     sync_bn: bool = False
-    workers: int = 8
+    workers: Optional[int] = None  # None: default_workers(), what the machine has
     seed: int = 0
     skip_corrupt: bool = False
     output_dir: Optional[str] = None
     resume: Optional[str] = None
     log_interval: int = 10
+    explain_every: int = 0
     # filled in by resolve_config
     world_size: int = 1
     global_batch_size: int = 32
@@ -96,7 +96,7 @@ PAPER = dict(
     decay_norm_and_bias=True, sched="step", sched_on_updates=False, decay_epochs=30, decay_rate=0.1,
     warmup_epochs=0, smoothing=0.1, img_size=224, crop_pct=0.875, interpolation="bilinear", scale=(0.08, 1.0),
     hflip=0.5, color_jitter=None, auto_augment=None, reprob=0.0, mixup=0.0, cutmix=0.0, drop_path=0.0,
-    model_ema=False, workers=8,
+    model_ema=False,
 )
 
 # Today's ingredients (torchvision's ResNet "new recipe" and timm's): per-step cosine schedule with
@@ -123,6 +123,30 @@ RECIPES: Dict[str, Dict[str, Any]] = {"paper": PAPER, "modern": MODERN, "digits"
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+class ParseModelKwargs(argparse.Action):
+    """``KEY=VALUE`` pairs into a dict, values read as Python literals, as timm's ``ParseKwargs``;
+    a value that is no literal stays a string (``act_layer=silu``), unless it starts like one
+    (a bracket or a quote), and a pair without ``=`` is an argparse error, never a traceback."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        kwargs = {}
+        for item in values:
+            key, sep, text = item.partition("=")
+            if not sep or not key.isidentifier():
+                parser.error(f"argument {option_string}: {item!r} is not KEY=VALUE with a Python name as KEY "
+                             "(e.g. drop_rate=0.2)")
+            try:
+                kwargs[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError) as e:
+                if text.lstrip()[:1] in ("(", "[", "{", "'", '"'):
+                    reason = e.msg if isinstance(e, SyntaxError) else str(e)
+                    parser.error(f"argument {option_string}: {key}={text} is not a valid Python literal ({reason}): "
+                                 "quote the whole pair for the shell, e.g. 'layers=(2,2,2,2)'")
+                kwargs[key] = text
+        setattr(namespace, self.dest, kwargs)
+
+
 def _recipe_note(name: str) -> str:
     values = [f"{recipe}: {_show(RECIPES[recipe][name])}" for recipe in RECIPES if name in RECIPES[recipe]]
     return f" (recipe defaults: {', '.join(values)})" if values else ""
@@ -147,8 +171,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(g, "--data", "'digits' (scikit-learn's handwritten digits, built in) or an ImageNet-layout folder "
         "ROOT/train/<class>/*, ROOT/val/<class>/* (default: digits)", metavar="DIGITS|ROOT")
     add(g, "--model", "zoo model name, see `epsanet models` (default: epsanet50_small)")
-    add(g, "--model-kwargs", "extra builder arguments, e.g. drop_rate=0.2 layers=(2,2,2,2)", nargs="*",
-        action=ParseKwargs, metavar="KEY=VALUE")
+    add(g, "--model-kwargs", "extra builder arguments, e.g. drop_rate=0.2 layers=(2,2,2,2); a value that is no "
+        "Python literal is a string (act_layer=silu)", nargs="*", action=ParseModelKwargs, metavar="KEY=VALUE")
     add(g, "--pretrained", "start from weights: a catalogue tag of --model (`epsanet.list_pretrained()`), "
         "a hub folder or an hf-hub: id; a different number of classes gets a new classifier")
     add(g, "--recipe", "recipe whose values the other options override: paper (official EPSANet), modern "
@@ -209,13 +233,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction)
     add(g, "--sync-bn", "synchronise BatchNorm statistics across processes (CUDA)",
         action=argparse.BooleanOptionalAction)
-    add(g, "--workers", "data loading processes per training process (0: load in the training process)", type=int)
+    add(g, "--workers", "data loading processes per training process (0: load in the training process; "
+        "default: the CPUs this process may use, shared by the processes on the machine, at most 8)", type=int)
     add(g, "--seed", "random seed: the data order and augmentation depend only on it and the epoch "
         "(default: 0)", type=int)
     add(g, "--output-dir", "run folder: config, checkpoints, metrics, best model (default: runs/<data>-<model>)")
     add(g, "--resume", "continue a run: without a value, the run in --output-dir (or start it if it has no "
         "checkpoint yet); with a value, that checkpoint", nargs="?", const="auto", metavar="CHECKPOINT")
     add(g, "--log-interval", "steps between progress updates and loss checks (default: 10)", type=int)
+    add(g, "--explain-every", "every N epochs, save the Grad-CAM grid of a fixed set of validation images as "
+        "explain/epoch_<N>.png in the run folder (needs `pip install 'epsanet[explain]'`; default: 0 = off)",
+        type=int, metavar="N")
 
 
 def default_recipe(data: str) -> str:
@@ -239,6 +267,8 @@ def resolve_config(options: Mapping[str, Any], world_size: int = 1) -> TrainConf
     recipe = options.get("recipe") or default_recipe(data)
     config = TrainConfig(**{**RECIPES[recipe], **options, "recipe": recipe})
     config.scale = tuple(config.scale)
+    if config.workers is None:
+        config.workers = default_workers()
     _validate(config)
     config.world_size = world_size
     config.global_batch_size = config.batch_size * world_size * config.grad_accum_steps
@@ -258,14 +288,79 @@ def _data_name(data: str) -> str:
     return data if data == DIGITS else Path(data).resolve().name
 
 
+# Options whose value must lie in a range: name -> (low, high, low included, high included).
+_RANGES = {
+    "lr": (0, math.inf, False, False), "lr_base": (0, math.inf, False, False),
+    "weight_decay": (0, math.inf, True, False), "momentum": (0, 1, True, False),
+    "smoothing": (0, 1, True, False), "hflip": (0, 1, True, True), "reprob": (0, 1, True, True),
+    "mixup": (0, math.inf, True, False), "cutmix": (0, math.inf, True, False), "drop_path": (0, 1, True, False),
+    "color_jitter": (0, math.inf, True, False), "clip_grad": (0, math.inf, False, False),
+    "decay_epochs": (0, math.inf, False, False), "decay_rate": (0, math.inf, False, False),
+    "warmup_epochs": (0, math.inf, True, False), "warmup_lr": (0, math.inf, True, False),
+    "min_lr": (0, math.inf, True, False), "model_ema_decay": (0, 1, False, False),
+}
+
+
+def _check_range(name: str, value: Optional[float], low: float, high: float, with_low: bool, with_high: bool) -> None:
+    if value is None:
+        return
+    above = value >= low if with_low else value > low
+    below = value <= high if with_high else value < high
+    if not (above and below) or math.isnan(value):
+        if math.isinf(high):
+            wanted = "0 or more" if with_low else "positive"
+        else:
+            wanted = f"in {'[' if with_low else '('}{low:g}, {high:g}{']' if with_high else ')'}"
+        raise ValueError(f"--{name.replace('_', '-')} must be {wanted}, got {value:g}")
+
+
 def _validate(config: TrainConfig) -> None:
     positive = ("epochs", "batch_size", "grad_accum_steps", "img_size", "lr_base_size", "log_interval")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+    if config.explain_every < 0:
+        raise ValueError(f"--explain-every must be 0 (off) or a number of epochs, got {config.explain_every}")
     if config.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {config.workers}")
+    for name, bounds in _RANGES.items():
+        _check_range(name, getattr(config, name), *bounds)
+    low, high = config.scale
+    if not 0 < low <= high:
+        raise ValueError(f"--scale MIN MAX must satisfy 0 < MIN <= MAX, got {low:g} {high:g}")
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:
         raise ValueError(f"Mixup/CutMix mix pairs of images: --batch-size must be even, got {config.batch_size}")
     if not 0 < config.crop_pct <= 1:
         raise ValueError(f"--crop-pct must be in (0, 1], got {config.crop_pct}")
+    _check_names(config)
+
+
+def _check_names(config: TrainConfig) -> None:
+    """Names that timm or torch resolve only when the run has started: checked at once."""
+    import difflib
+
+    import timm.optim
+    import torch
+    from timm.data import create_transform
+    from timm.scheduler import create_scheduler_v2
+
+    from .distributed import check_device
+
+    check_device(config.device)
+    optimizers = timm.optim.list_optimizers()
+    if config.opt.lower() not in optimizers:
+        close = difflib.get_close_matches(config.opt.lower(), optimizers, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.optim.list_optimizers()"
+        raise ValueError(f"--opt {config.opt} is not a timm optimizer: {hint}")
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    try:
+        create_scheduler_v2(probe, sched=config.sched, num_epochs=2, decay_epochs=1)
+    except (ValueError, AssertionError, KeyError) as e:
+        raise ValueError(f"--sched {config.sched} is not a timm scheduler ({e}): use cosine, step, multistep, poly, "
+                         "plateau, tanh, constant, wsd, rsqrt or none") from None
+    if config.auto_augment:
+        try:
+            create_transform(32, is_training=True, auto_augment=config.auto_augment)
+        except (AssertionError, ValueError, KeyError) as e:
+            raise ValueError(f"--auto-augment {config.auto_augment} is not a timm auto-augment spec ({e}): e.g. "
+                             "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w4-d2, original or v0") from None

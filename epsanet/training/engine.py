@@ -4,7 +4,8 @@ A run folder holds ``run_config.json`` (the resolved configuration), ``last.pth`
 the last finished epoch, rewritten atomically every epoch), ``best/`` (the best model so far as a
 hub folder: ``config.json`` + ``model.safetensors``), ``metrics.json`` / ``metrics.csv`` /
 ``tensorboard/`` (per epoch, validation top-1 under ``val_top1``), ``curves.png`` and
-``summary.json`` at the end.
+``summary.json`` at the end; with ``--explain-every N``, ``explain/epoch_<N>.png`` (Grad-CAM of a
+fixed set of validation images).
 """
 import contextlib
 import math
@@ -25,6 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
+from .._lock import exclusive_folder
+from .._paths import Kind, path_kind, require_checkpoint
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -38,7 +41,7 @@ from .distributed import (
 )
 from .evaluate import EvalResult, evaluate
 from .models import create_model_for_training, record_preprocessing
-from .reporting import MetricsLog, plot_curves
+from .reporting import MetricsLog, plot_curves, require_reporting
 from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
@@ -47,7 +50,10 @@ __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_
 CHECKPOINT = "last.pth"
 BEST = "best"
 # Configuration entries that may change when resuming without changing the result.
-_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt"}
+_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt",
+                "explain_every"}
+# Validation images whose Grad-CAM grid --explain-every saves.
+EXPLAIN_IMAGES = 8
 
 
 class NonFiniteError(RuntimeError):
@@ -72,11 +78,18 @@ def train(config: TrainConfig) -> TrainResult:
 
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
-    summed); the first process writes the run folder.
+    summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
+    second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
+    names the process holding it.
     """
+    existing = path_kind(config.output_dir)
+    if existing.kind is not Kind.MISSING and not existing.is_folder:
+        raise FileExistsError(f"--output-dir {config.output_dir} is {existing.description}, not a folder: choose "
+                              "another --output-dir")
     env = setup_environment(config.device)
     try:
-        return _Run(config, env).train()
+        with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
+            return _Run(config, env).train()
     finally:
         teardown_environment(env)
 
@@ -125,6 +138,8 @@ class _Run:
         self.config = config
         self.env = env
         self.out = Path(config.output_dir)
+        if env.is_main:
+            require_reporting(training=True)
         self.checkpoint_path = self._checkpoint_to_resume()
         if config.world_size != env.world_size:
             raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
@@ -141,9 +156,13 @@ class _Run:
             self.model, config.img_size, config.crop_pct, config.interpolation, self.classes)
         train_set.transform, eval_transform = build_transforms(config, resolve_data_config(model=self.model))
         val_set = build_dataset(config.data, "val", eval_transform)
+        self.explain_images = self._explain_images(config) if config.explain_every and env.is_main else []
         if list(val_set.classes) != self.classes:
-            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes "
-                             f"({len(self.classes)} and {len(val_set.classes)}): give both the same class folders")
+            only_train = sorted(set(self.classes) - set(val_set.classes))[:3]
+            only_val = sorted(set(val_set.classes) - set(self.classes))[:3]
+            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes (only in train/: "
+                             f"{', '.join(only_train) or '-'}; only in val/: {', '.join(only_val) or '-'}): give "
+                             "both the same class folders")
 
         pin = env.device.type == "cuda"
         self.train_loader = create_loader(train_set, config.batch_size, train=True, workers=config.workers,
@@ -191,6 +210,7 @@ class _Run:
             return None
         if resume == "auto":
             return last if last.exists() else None
+        require_checkpoint(resume, "--resume")  # at once, not after building the model and the data
         return Path(resume)
 
     def _resume(self, path: Path) -> None:
@@ -241,6 +261,29 @@ class _Run:
             "history": self.history,
             "best": self.best,
         }, self.out / CHECKPOINT)
+
+    @staticmethod
+    def _explain_images(config: TrainConfig) -> List[Any]:
+        """The validation images --explain-every shows: evenly spaced over the split (so over its
+        classes, for image folders), unreadable ones left out."""
+        from ..data import Unreadable
+        from ..explain import require_grad_cam
+
+        require_grad_cam()
+        raw = build_dataset(config.data, "val")
+        picks = sorted({round(i * (len(raw) - 1) / max(EXPLAIN_IMAGES - 1, 1)) for i in range(EXPLAIN_IMAGES)})
+        items = [raw[i][0] for i in picks]
+        return [image for image in items if not isinstance(image, Unreadable)]
+
+    def _save_explanations(self, model: nn.Module, epoch: int) -> None:
+        from ..explain import explain, grid_image, save_png
+
+        explanations = explain(model, self.explain_images, display_size=128)
+        folder = self.out / "explain"
+        folder.mkdir(exist_ok=True)
+        title = f"Grad-CAM @ {explanations[0].layer}, epoch {epoch}"
+        save_png(grid_image([[e] for e in explanations], [f"{self.config.model}: Grad-CAM of its top-1 class"], title),
+                 folder / f"epoch_{epoch:03d}.png")
 
     def _export_best(self, weights: str) -> None:
         save_pretrained(self.ema.module if weights == "ema" else self.model, self.out / BEST)
@@ -315,6 +358,8 @@ class _Run:
             self.best = {"val_top1": round(top1, 4), "epoch": epoch + 1, "weights": weights}
             if env.is_main:
                 self._export_best(weights)
+        if env.is_main and self.explain_images and (epoch + 1) % config.explain_every == 0:
+            self._save_explanations(self.ema.module if self.ema is not None else self.model, epoch + 1)
         self._save(epoch + 1)
         self._log(f"epoch {epoch + 1}/{self.num_epochs}: train_loss {row['train_loss']:.4f}  val_loss "
                   f"{row['val_loss']:.4f}  val_top1 {row['val_top1']:.2f}  val_top5 {row['val_top5']:.2f}"

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .._files import write_json
-from ..data import build_dataset, check_unreadable, create_loader
+from .._paths import Kind, path_kind
+from ..data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
     Precision,
@@ -23,7 +24,7 @@ from .distributed import (
     teardown_environment,
 )
 from .models import load_model
-from .reporting import plot_confusion_matrix
+from .reporting import plot_confusion_matrix, require_reporting
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "MAX_CLASSES_PER_CLASS_REPORT"]
 
@@ -99,7 +100,8 @@ def evaluate(model: nn.Module, loader: DataLoader, env: Environment, precision: 
 
 
 def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str] = None,
-                   checkpoint: Optional[str] = None, split: str = "val", batch_size: int = 64, workers: int = 4,
+                   checkpoint: Optional[str] = None, split: str = "val", batch_size: int = 64,
+                   workers: Optional[int] = None,
                    device: str = "auto", amp: Optional[str] = None, channels_last: bool = False,
                    skip_corrupt: bool = False, output_dir: Optional[str] = None,
                    loaded_model: Optional[nn.Module] = None) -> Dict[str, Any]:
@@ -111,11 +113,23 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     results (top-1/top-5, loss, per-class accuracy, images/s); with ``output_dir``, also writes
     ``results.json`` and, for up to 100 classes, ``confusion_matrix.png`` there.
     """
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {workers}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if output_dir is not None:
+        existing = path_kind(output_dir)
+        if existing.kind is not Kind.MISSING and not existing.is_folder:
+            raise FileExistsError(f"--output-dir {output_dir} is {existing.description}, not a folder: choose "
+                                  "another --output-dir")
+        require_reporting(training=False)
+    dataset = build_dataset(data, split, require_split=False)  # before the model: a wrong path is found at once
     env = setup_environment(device)
     try:
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
         data_config = resolve_data_config(model=net)
-        dataset = build_dataset(data, split, create_transform(**data_config), require_split=False)
+        dataset.transform = create_transform(**data_config)
         if net.num_classes != len(dataset.classes):
             raise ValueError(f"{model} predicts {net.num_classes} classes but {data} ({split}) has "
                              f"{len(dataset.classes)}: evaluate it on data with the classes it was trained on")

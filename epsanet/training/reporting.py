@@ -9,8 +9,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from .._files import atomic_file, write_json, write_text
+from .._optional import require
 
-__all__ = ["MetricsLog", "plot_curves", "plot_confusion_matrix"]
+__all__ = ["MetricsLog", "plot_curves", "plot_confusion_matrix", "require_reporting"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -24,6 +25,7 @@ class MetricsLog:
     """
 
     def __init__(self, directory: PathLike, history: Sequence[Mapping[str, Any]] = ()) -> None:
+        require("tensorboard", "train", "TensorBoard logging")
         from torch.utils.tensorboard import SummaryWriter
 
         self.directory = Path(directory)
@@ -48,9 +50,18 @@ class MetricsLog:
         self.writer.close()
 
 
-def _pyplot():
-    import matplotlib
+def require_reporting(training: bool) -> None:
+    """Check before any work that the optional dependencies of the reports are installed, so that
+    a training run (curves, TensorBoard) or an evaluation (confusion matrix) does not fail at the end."""
+    require("matplotlib", "train", "plotting")
+    if training:
+        require("tensorboard", "train", "TensorBoard logging")
+    else:
+        require("sklearn.metrics", "train", "the confusion matrix plot")
 
+
+def _pyplot():
+    matplotlib = require("matplotlib", "train", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -78,8 +89,7 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], path: PathLike,
                           title: Optional[str] = None) -> Path:
     """The confusion matrix (rows: true class, columns: predicted) with scikit-learn's display."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
+    ConfusionMatrixDisplay = require("sklearn.metrics", "train", "the confusion matrix plot").ConfusionMatrixDisplay
     plt = _pyplot()
     size = max(5.0, 0.3 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))

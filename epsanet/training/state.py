@@ -10,6 +10,8 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
+from .._paths import require_checkpoint
+
 __all__ = ["capture_rng_state", "restore_rng_state", "load_training_checkpoint"]
 
 
@@ -42,8 +44,7 @@ def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     """A checkpoint written by :func:`epsanet._files.save_checkpoint` during training,
     read with ``weights_only=True``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: check the --resume path")
+    require_checkpoint(path, "training checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

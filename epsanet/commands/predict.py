@@ -1,0 +1,74 @@
+"""``epsanet predict``: the top-k classes of images, with the weights' preprocessing and class names.
+
+    epsanet predict cat.jpg photos/ --model se_resnet50 --pretrained a1_in1k
+    epsanet predict digits/ --model runs/digits-epsanet50_small          # a training run's best model
+    epsanet predict x.png --model eca_resnet50 --weights converted/ --json
+"""
+import argparse
+import json
+
+import torch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
+    parser.add_argument("--model", required=True,
+                        help="zoo model name with one of --weights/--pretrained/--checkpoint, or a model that has "
+                             "its weights: a hub folder, a training run folder, an hf-hub:ORG/NAME id, an "
+                             "`epsanet train` checkpoint")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--weights", metavar="W", help="weights for --model: a hub folder, training run folder or "
+                                                        "hf-hub:ORG/NAME id holding that architecture")
+    weights.add_argument("--pretrained", metavar="TAG", help="catalogue weights of --model, e.g. a1_in1k")
+    weights.add_argument("--checkpoint", metavar="C",
+                         help="a checkpoint of --model (.pth.tar, state dict, safetensors)")
+    parser.add_argument("--top-k", type=int,
+                        help="classes to show per image (default: 5, or all of a model with fewer)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..catalogue import canonical_model
+    from ..models import get_model_builder
+    from ..predict import find_images, predict
+    from ..training.distributed import check_device
+    from ..training.models import _model_path, load_model
+
+    images = find_images(args.images)  # before the model: a wrong path is found in an instant
+    check_device(args.device)
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.weights is not None:
+        get_model_builder(args.model)
+        if not (args.weights.startswith("hf-hub:") or _model_path(args.weights, "--weights") is not None):
+            raise ValueError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub folder, "
+                             "a training run folder or an hf-hub id (catalogue weights: --pretrained TAG)")
+        model = load_model(args.weights, role="--weights")
+        architecture = model.pretrained_cfg.get("architecture") or "?"
+        if canonical_model(architecture) != canonical_model(args.model):
+            raise ValueError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
+                             f"--model {architecture}")
+    else:
+        holds_weights = args.model.startswith("hf-hub:") or _model_path(args.model) is not None
+        if not (holds_weights or args.pretrained or args.checkpoint or "." in args.model):
+            get_model_builder(args.model)
+            raise ValueError(f"{args.model} without weights predicts noise: pass --pretrained TAG (see `epsanet "
+                             "weights`), --weights DIR or --checkpoint FILE")
+        model = load_model(args.model, args.pretrained, args.checkpoint)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
+        ("cpu" if args.device == "auto" else args.device)
+    predictions = predict(model, images, top_k=args.top_k, batch_size=args.batch_size, device=device)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+        return 0
+    print("| image | rank | class | probability |")
+    print("|---|---:|---|---:|")
+    for prediction in predictions:
+        for rank, (index, name, probability) in enumerate(prediction.top_k, 1):
+            image = prediction.image if rank == 1 else ""
+            print(f"| {image} | {rank} | {name} ({index}) | {100 * probability:.2f}% |")
+    return 0

@@ -1,0 +1,84 @@
+"""``epsanet yolo``: the zoo's attention modules inside Ultralytics YOLO, trained offline.
+
+    epsanet yolo demo runs/yolo-demo                    # YOLO11n with/without EMA, CBAM, EPSA on the shapes set
+    epsanet yolo train yolo11n-ema data/shapes-yolo/data.yaml epochs=30 imgsz=160 device=cpu
+
+Both run with ``YOLO_OFFLINE=1`` (unless it is set) and Ultralytics' fonts served locally, so that
+nothing is downloaded. Needs the ``yolo`` extra (Ultralytics, AGPL-3.0): ``pip install 'epsanet[yolo]'``.
+"""
+import argparse
+import ast
+import os
+from pathlib import Path
+from typing import Any, Dict, List
+
+DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="yolo_command", metavar="SUBCOMMAND", required=True)
+    demo = sub.add_parser(
+        "demo", help="train YOLO11n with and without EMA, CBAM and EPSA on the shapes set; table of results",
+        description="Write the shapes set in YOLO layout to OUTPUT_DIR/shapes-yolo (unless it is there), train "
+                    "each model from scratch on CPU with one recipe and seed into OUTPUT_DIR/runs, and write "
+                    "OUTPUT_DIR/results.json and results.md (params, GFLOPs, mAP50, mAP50-95, train time).")
+    demo.add_argument("output_dir", nargs="?", default="runs/yolo-demo", help="default: %(default)s")
+    demo.add_argument("--models", nargs="+", default=list(DEMO_MODELS), choices=DEMO_MODELS, metavar="MODEL",
+                      help=f"models to train (default: all of {', '.join(DEMO_MODELS)})")
+    demo.add_argument("--epochs", type=int, help="default: 30")
+    demo.add_argument("--imgsz", type=int, help="default: 160")
+    demo.add_argument("--batch", type=int, help="default: 16")
+    demo.add_argument("--seed", type=int, help="default: 0")
+    demo.add_argument("--train-images", type=int, default=300, help="default: %(default)s")
+    demo.add_argument("--val-images", type=int, default=100, help="default: %(default)s")
+    train = sub.add_parser(
+        "train", help="train a YOLO model whose YAML uses the zoo's layers, offline",
+        description="ultralytics.YOLO(MODEL).train(data=DATA, KEY=VALUE...) with the zoo's YAML layers registered "
+                    "and no download. MODEL: a shipped YAML (yolo11n-ema, yolo11s-cbam, yolo11n-epsa, "
+                    "yolo11n-epsanet50_small; any scale letter), a YAML file, or a .pt checkpoint.")
+    train.add_argument("model", help="shipped YAML name, YAML file or checkpoint")
+    train.add_argument("data", help="dataset YAML (e.g. from `epsanet detect shapes DIR --format yolo`)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="Ultralytics train arguments, e.g. epochs=30 imgsz=160 device=cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # read when Ultralytics is imported: no online checks
+    import epsanet.integrations.ultralytics as integration  # without Ultralytics: a one-line error naming the extra
+
+    if args.yolo_command == "demo":
+        from epsanet.integrations.ultralytics.demo import results_table, run_demo
+
+        options = (("epochs", args.epochs), ("imgsz", args.imgsz), ("batch", args.batch), ("seed", args.seed))
+        overrides = {k: v for k, v in options if v is not None}
+        rows = run_demo(Path(args.output_dir), models=args.models, train_images=args.train_images,
+                        val_images=args.val_images, overrides=overrides)
+        print(results_table(rows))
+        print(f"saved: {Path(args.output_dir) / 'results.json'} {Path(args.output_dir) / 'results.md'}")
+        return 0
+    from ultralytics import YOLO
+
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"dataset YAML {args.data} not found: write one with "
+                                "`epsanet detect shapes DIR --format yolo` or give the path to yours")
+    model = args.model
+    if not Path(model).is_file():
+        model = integration.model_yaml(model)
+    integration.use_local_fonts()
+    YOLO(model).train(data=args.data, **_parse_overrides(args.overrides))
+    return 0
+
+
+def _parse_overrides(items: List[str]) -> Dict[str, Any]:
+    """``["epochs=3", "device=cpu"]`` -> ``{"epochs": 3, "device": "cpu"}`` (values as Python literals
+    where they parse as one, else strings)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"train arguments are KEY=VALUE, got {item!r}: e.g. epochs=30")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
