@@ -64,6 +64,22 @@ def every_plan(in_channels, groups):
             for channels_last in (False, True) for i in range(max(len(c) for c in candidates))]
 
 
+def assert_every_plan_matches(monkeypatch, reference, fast, x, plans, same_layout=True):
+    """Forcing each plan in turn, the fast module's output and its gradients (input and weights)
+    equal the reference formulation's to 1e-5 relative error; with ``same_layout``, the output also
+    keeps the input's memory format."""
+    probe = torch.randn_like(reference(x))
+    expected, expected_grads = outputs_and_gradients(reference, x, probe)
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    for plan in plans:
+        monkeypatch.setattr(PSAModule, "_plan", lambda self, x, plan=plan: plan)
+        actual, actual_grads = outputs_and_gradients(fast, x, probe)
+        assert not same_layout or actual.is_contiguous(memory_format=layout), plan
+        assert relative_error(actual, expected) < 1e-5, plan
+        for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
+            assert relative_error(actual_grad, expected_grad) < 1e-5, plan
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("in_channels, groups, size, stride, batch, dilation", [
     (64, SMALL, 9, 1, 2, 1),
@@ -81,15 +97,7 @@ def test_every_plan_matches_the_official_formulation_forward_and_backward(monkey
     x = torch.randn(batch, in_channels, size, size)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    probe = torch.randn_like(reference(x))
-    expected, expected_grads = outputs_and_gradients(reference, x, probe)
-    for plan in every_plan(in_channels, groups):
-        monkeypatch.setattr(PSAModule, "_plan", lambda self, x, plan=plan: plan)
-        actual, actual_grads = outputs_and_gradients(fast, x, probe)
-        assert actual.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        assert relative_error(actual, expected) < 1e-5, plan
-        for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
-            assert relative_error(actual_grad, expected_grad) < 1e-5, plan
+    assert_every_plan_matches(monkeypatch, reference, fast, x, every_plan(in_channels, groups))
 
 
 @pytest.mark.parametrize("in_channels, groups, size, stride, batch", SHAPES)
@@ -239,14 +247,7 @@ def test_every_plan_matches_the_official_formulation_on_cuda(monkeypatch, in_cha
     x = torch.randn(2, in_channels, size, size, device="cuda")
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    probe = torch.randn_like(reference(x))
-    expected, expected_grads = outputs_and_gradients(reference, x, probe)
-    for plan in every_plan(in_channels, groups):
-        monkeypatch.setattr(PSAModule, "_plan", lambda self, x, plan=plan: plan)
-        actual, actual_grads = outputs_and_gradients(fast, x, probe)
-        assert relative_error(actual, expected) < 1e-5, plan
-        for actual_grad, expected_grad in zip(actual_grads[:5], expected_grads[:5]):
-            assert relative_error(actual_grad, expected_grad) < 1e-5, plan
+    assert_every_plan_matches(monkeypatch, reference, fast, x, every_plan(in_channels, groups), same_layout=False)
 
 
 @cuda
