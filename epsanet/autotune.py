@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import platform
-import tempfile
 import threading
 import time
 import warnings
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Callable, Dict, Hashable, Optional
 
 import torch
+
+from ._files import write_json
 
 __all__ = ["enabled", "cache_dir", "cache_path", "machine_key", "isa_summary", "lookup", "store", "time_candidates",
            "clear_memory", "log_times"]
@@ -130,19 +131,6 @@ def cache_path(device_type: str = "cpu") -> Path:
     return cache_dir() / f"autotune-{device_type}-{digest}.json"
 
 
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # no other portable way to read it
-    os.umask(mask)
-    return mask
-
-
 class _PlanCache:
     """One device type's entries: in memory for the process, mirrored to one JSON file."""
 
@@ -193,15 +181,7 @@ class _PlanCache:
             # Another process may have added entries since this one loaded: keep theirs too.
             merged = {**self._read(path, warn=False), **self.entries}
             data = {"format": CACHE_FORMAT, "machine": machine_key(self.device_type), "plans": merged}
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, indent=1, sort_keys=True)
-                os.chmod(name, 0o666 & ~_umask())
-                os.replace(name, path)
-            finally:
-                if os.path.exists(name):
-                    os.unlink(name)
+            write_json(path, data)
         except OSError as error:
             self.writable = False
             warnings.warn(f"epsanet autotune: cannot write the cache in {path.parent} ({error}); choices are kept "

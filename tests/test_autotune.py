@@ -171,12 +171,9 @@ def test_the_cache_location_follows_xdg(monkeypatch, tmp_path):
     assert autotune.cache_dir() == autotune.Path.home() / ".cache" / "epsanet"
 
 
-# The writers load epsanet/autotune.py alone (it imports only torch), to start quickly.
-LOAD_AUTOTUNE = f"""
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("autotune", {autotune.__file__!r})
-autotune = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(autotune)
+LOAD_AUTOTUNE = """
+import sys
+from epsanet import autotune
 """
 WRITER = LOAD_AUTOTUNE + """
 for i in range(40):
