@@ -1,15 +1,23 @@
 """One process at a time in an output folder: an exclusive lock on ``<folder>/.lock``.
 
-The lock is the kernel's (``flock``): it is released when its holder exits, however it exits
-(even SIGKILL), so a crashed run never leaves a stale lock behind. The file holds the holder's
-pid and host, which the refusal names. Where ``fcntl`` does not exist (Windows) no lock is taken.
+The lock is the kernel's POSIX record lock (``lockf``): it is released when its holder exits,
+however it exits (even SIGKILL), so a crashed run never leaves a stale lock behind. Unlike
+``flock``, it belongs to the process and not to the open file, so the children a run forks (its
+DataLoader workers) do not inherit it: a killed run frees its folder at once, not when its last
+worker notices and exits. A record lock does not conflict with its own process, so the folders
+held in this process are also kept in a table, which answers for them without opening the lock
+file again (closing any descriptor of it would drop this process's lock). The file holds the
+holder's pid and host, which the refusal names. Where ``fcntl`` does not exist (Windows) no lock
+is taken.
 """
 import contextlib
+import errno
 import os
 import socket
+import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Dict, Iterator, Optional, Union
 
 try:
     import fcntl
@@ -19,6 +27,9 @@ except ImportError:  # Windows
 __all__ = ["FolderInUseError", "exclusive_folder", "LOCK_FILE"]
 
 LOCK_FILE = ".lock"
+
+_held_here: Dict[str, str] = {}  # real folder path -> the holder line written in its lock file
+_held_here_guard = threading.Lock()
 
 
 class FolderInUseError(RuntimeError):
@@ -34,10 +45,15 @@ def exclusive_folder(directory: Union[str, os.PathLike], user: str = "epsanet") 
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
-    fd = _lock(path, directory)
+    key = os.path.realpath(directory)
+    with _held_here_guard:
+        if key in _held_here:
+            raise _in_use(directory, _held_here[key])
+        fd = _lock(path, directory)
+        _held_here[key] = f"{user} pid {os.getpid()} on {socket.gethostname()}"
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{user} pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        os.pwrite(fd, f"{_held_here[key]}\n".encode(), 0)
         try:
             yield directory
         finally:
@@ -46,7 +62,9 @@ def exclusive_folder(directory: Union[str, os.PathLike], user: str = "epsanet") 
                 path.unlink()
                 directory.rmdir()
     finally:
-        os.close(fd)
+        with _held_here_guard:
+            del _held_here[key]
+            os.close(fd)
 
 
 def _lock(path: Path, directory: Path) -> int:
@@ -57,20 +75,26 @@ def _lock(path: Path, directory: Path) -> int:
         if fcntl is None:
             return fd
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EACCES, errno.EAGAIN):
+                os.close(fd)
+                raise
             holder = _holder(fd)
             os.close(fd)
-            raise FolderInUseError(
-                f"{directory} is in use by {holder or 'another process'}: wait for it to finish, or choose another "
-                "--output-dir"
-            ) from None
+            raise _in_use(directory, holder) from None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
         except FileNotFoundError:
             directory.mkdir(parents=True, exist_ok=True)
         os.close(fd)
+
+
+def _in_use(directory: Path, holder: Optional[str]) -> FolderInUseError:
+    return FolderInUseError(
+        f"{directory} is in use by {holder or 'another process'}: wait for it to finish, or choose another --output-dir"
+    )
 
 
 def _holder(fd: int) -> Optional[str]:

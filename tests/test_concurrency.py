@@ -172,6 +172,33 @@ def test_a_folder_held_in_this_process_is_refused_to_the_next_holder_and_free_af
     assert not (tmp_path / "run").exists()  # created by the lock and left empty: removed
 
 
+HOLD_AND_FORK = r"""
+import multiprocessing, sys, time
+
+from epsanet._lock import exclusive_folder
+
+with exclusive_folder(sys.argv[1], "the parent"):
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,), daemon=True)
+    worker.start()  # as a DataLoader worker is: forked while the folder is held
+    print(worker.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_holder_frees_the_folder_while_the_children_it_forked_still_run(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", HOLD_AND_FORK, str(tmp_path / "run")], stdout=subprocess.PIPE,
+                              text=True)
+    child = int(parent.stdout.readline())
+    try:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        os.kill(child, 0)  # the forked child outlives its parent
+        with exclusive_folder(tmp_path / "run"):
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_detection_training_is_refused_a_folder_another_process_holds(tmp_path, capsys):
     missing = str(tmp_path / "nothing")
     with exclusive_folder(tmp_path / "run", "the holder"):
