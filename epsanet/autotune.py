@@ -14,6 +14,10 @@ Environment:
     ``EPSANET_CACHE_DIR``: where the cache lives (default ``$XDG_CACHE_HOME/epsanet``, that is
     ``~/.cache/epsanet``).
 
+Timings taken while other work shares the cores mislead, and a cached choice lasts: an entry
+measured while the load average exceeded the CPUs this process may use is marked
+(``measured_under_load``) and measured again by the first process that finds the machine quiet.
+
 A corrupt cache file, or one measured on another machine, is ignored with a warning and
 rewritten; a cache directory that cannot be written (a read-only home) leaves the choices in
 memory for the process, with one warning. Writes go to a temporary file that is renamed into
@@ -36,8 +40,8 @@ import torch
 
 from ._files import write_json
 
-__all__ = ["enabled", "cache_dir", "cache_path", "machine_key", "isa_summary", "lookup", "store", "time_candidates",
-           "clear_memory", "log_times"]
+__all__ = ["enabled", "cache_dir", "cache_path", "machine_key", "isa_summary", "busy_load", "lookup", "store",
+           "time_candidates", "clear_memory", "log_times"]
 
 CACHE_FORMAT = 1
 logger = logging.getLogger(__name__)
@@ -55,6 +59,17 @@ def cache_dir() -> Path:
         return Path(os.environ["EPSANET_CACHE_DIR"]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "epsanet"
+
+
+def busy_load() -> Optional[float]:
+    """The 1-minute load average when it exceeds the CPUs this process may run on (other work then
+    shares the cores, and timings mislead), else None; None where the OS keeps no load average."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return round(load, 2) if load > cpus else None
 
 
 def _cpu_info() -> Dict[str, str]:
@@ -139,6 +154,7 @@ class _PlanCache:
         self.entries: Dict[str, object] = {}
         self.loaded = False
         self.writable = True
+        self.load_checked: set = set()  # marked entries whose re-measurement was decided this process
 
     def _read(self, path: Path, warn: bool) -> Dict[str, object]:
         try:
@@ -200,19 +216,30 @@ def _cache(device_type: str) -> _PlanCache:
 
 
 def lookup(device_type: str, key: str) -> Optional[object]:
-    """The choice stored under ``key`` for this machine, or None."""
+    """The choice stored under ``key`` for this machine, or None: also None, once per process, for
+    a choice measured under load (see :func:`store`) when the machine is now quiet."""
     with _lock:
         cache = _cache(device_type)
         cache.load()
-        return cache.entries.get(key)
+        entry = cache.entries.get(key)
+        if isinstance(entry, dict) and "measured_under_load" in entry and key not in cache.load_checked:
+            cache.load_checked.add(key)
+            if busy_load() is None:
+                return None
+        return entry
 
 
-def store(device_type: str, key: str, value: object) -> None:
-    """Keep ``value`` (JSON-serialisable) under ``key``, in memory and in the cache file."""
+def store(device_type: str, key: str, value: Dict[str, object]) -> None:
+    """Keep ``value`` (a JSON-serialisable dict) under ``key``, in memory and in the cache file,
+    with ``measured_under_load`` (the load average) added when :func:`busy_load` says the machine
+    is busy."""
+    load = busy_load()
+    value = {**value, "measured_under_load": load} if load is not None else value
     with _lock:
         cache = _cache(device_type)
         cache.load()
         cache.entries[key] = value
+        cache.load_checked.add(key)  # measured in this process: not again
         cache.save()
 
 

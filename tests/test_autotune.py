@@ -17,7 +17,9 @@ from epsanet.layers.psa import branch_conv_candidates
 
 @pytest.fixture
 def tuning(monkeypatch, tmp_path):
-    """Autotuning on, with a cache folder of its own and nothing remembered in memory."""
+    """Autotuning on, with a cache folder of its own and nothing remembered in memory, on a machine
+    that counts as quiet whatever else the test run is doing."""
+    monkeypatch.setattr(autotune, "busy_load", lambda: None)
     monkeypatch.setenv("EPSANET_AUTOTUNE", "1")
     monkeypatch.setenv("EPSANET_CACHE_DIR", str(tmp_path / "cache"))
     autotune.clear_memory()
@@ -75,6 +77,60 @@ def test_a_second_process_reuses_the_plan_without_measuring(tuning, monkeypatch)
         raise AssertionError("a plan was measured")
     monkeypatch.setattr(autotune, "time_candidates", refuse)
     run(small_psa())
+
+
+def count_measurements(monkeypatch) -> list:
+    measured = []
+    time_candidates = autotune.time_candidates
+
+    def counting(*args, **kwargs):
+        measured.append(1)
+        return time_candidates(*args, **kwargs)
+    monkeypatch.setattr(autotune, "time_candidates", counting)
+    return measured
+
+
+def test_a_plan_measured_under_load_is_marked_and_measured_again_once_the_machine_is_quiet(tuning, monkeypatch):
+    monkeypatch.setattr(autotune, "busy_load", lambda: 5.25)
+    run(small_psa())
+    (entry,) = json.loads(autotune.cache_path().read_text())["plans"].values()
+    assert entry["measured_under_load"] == 5.25
+    autotune.clear_memory()
+
+    monkeypatch.setattr(autotune, "busy_load", lambda: None)
+    measured = count_measurements(monkeypatch)
+    psa = small_psa()
+    run(psa)
+    assert measured
+    once = len(measured)
+    run(psa)
+    run(small_psa())
+    assert len(measured) == once
+    (entry,) = json.loads(autotune.cache_path().read_text())["plans"].values()
+    assert "measured_under_load" not in entry
+
+
+def test_a_plan_measured_under_load_is_kept_while_the_machine_stays_busy(tuning, monkeypatch):
+    monkeypatch.setattr(autotune, "busy_load", lambda: 5.25)
+    run(small_psa())
+    autotune.clear_memory()
+    measured = count_measurements(monkeypatch)
+    run(small_psa())
+    assert not measured
+
+
+@pytest.mark.parametrize("load_average, expected", [(3.5, 3.5), (2.0, None), (0.1, None)])
+def test_busy_load_is_the_load_average_when_it_exceeds_the_usable_cpus(monkeypatch, load_average, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (load_average, 0.0, 0.0))
+    assert autotune.busy_load() == expected
+
+
+def test_busy_load_is_none_without_a_load_average(monkeypatch):
+    def unavailable():
+        raise OSError("no load average")
+    monkeypatch.setattr(os, "getloadavg", unavailable)
+    assert autotune.busy_load() is None
 
 
 def test_training_inputs_are_a_separate_problem(tuning):
