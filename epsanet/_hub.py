@@ -24,6 +24,7 @@ import torch
 from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
+from ._errors import first_line
 from ._hub_access import network_errors, require_reachable_or_cached
 from ._paths import Kind, path_kind
 from .catalogue import find_weights
@@ -67,10 +68,6 @@ def download_progress(enabled: bool) -> Iterator[None]:
         (huggingface_hub.utils.disable_progress_bars if enabled else huggingface_hub.utils.enable_progress_bars)()
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
 
 @contextlib.contextmanager
 def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Iterator[None]:
@@ -91,7 +88,7 @@ def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[P
             ) from None
         cause = e.__cause__ or e.__context__ or e
         raise HubError(
-            f"cannot reach the Hub at {endpoint} to download {what} ({_first_line(cause)}) and it is not in the "
+            f"cannot reach the Hub at {endpoint} to download {what} ({first_line(cause)}) and it is not in the "
             "local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only"
         ) from None
     except errors.GatedRepoError:
@@ -107,10 +104,10 @@ def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[P
         raise HubError(f"{what}: the file is not in the repository: is it a hub folder written by "
                        "epsanet.save_pretrained?") from None
     except errors.HfHubHTTPError as e:
-        raise HubError(f"the Hub at {endpoint} refused {what} ({_first_line(e)}): retry later, or check the "
+        raise HubError(f"the Hub at {endpoint} refused {what} ({first_line(e)}): retry later, or check the "
                        "id and your token") from None
     except (ConnectionError, TimeoutError, *network_errors()) as e:
-        raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({_first_line(e)}): check the network "
+        raise HubError(f"cannot reach the Hub at {endpoint} for {what} ({first_line(e)}): check the network "
                        "and HF_ENDPOINT") from None
 
 
@@ -186,7 +183,7 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
         try:
             cfg, architecture, model_args = load_model_config_from_path(name)
         except (ValueError, KeyError) as e:
-            raise HubError(f"{name}/config.json is not a timm hub config ({_first_line(e)}): write the folder "
+            raise HubError(f"{name}/config.json is not a timm hub config ({first_line(e)}): write the folder "
                            "again with epsanet.save_pretrained") from None
     return HubConfig(architecture, dict(model_args or {}), dict(cfg))
 
@@ -224,7 +221,7 @@ def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] 
                 cfg["url"], model_dir=cache_dir, map_location="cpu", check_hash=True, weights_only=True,
                 progress=not huggingface_hub.utils.are_progress_bars_disabled())
         except (OSError, RuntimeError) as e:
-            raise HubError(f"cannot download {cfg['url']} ({_first_line(e)}): check the network and the URL") from None
+            raise HubError(f"cannot download {cfg['url']} ({first_line(e)}): check the network and the URL") from None
         return read_state_dict(state)
     architecture = cfg.get("architecture") or "this model"
     entry = find_weights(architecture, cfg.get("tag"))

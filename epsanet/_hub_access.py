@@ -21,6 +21,8 @@ import huggingface_hub
 import huggingface_hub.constants
 import huggingface_hub.errors
 
+from ._errors import first_line
+
 __all__ = ["refusal", "require_reachable_or_cached", "network_errors", "as_hub_error"]
 
 PathLike = Union[str, os.PathLike]
@@ -62,7 +64,7 @@ def refusal(endpoint: Optional[str] = None) -> Optional[str]:
     try:
         huggingface_hub.utils.get_session().head(endpoint, timeout=huggingface_hub.constants.HF_HUB_ETAG_TIMEOUT)
     except _connect_errors() as e:
-        return str(e).strip().splitlines()[0] if str(e).strip() else "connection refused"
+        return first_line(e, "connection refused")
     except Exception:  # a timeout, a proxy answer...: huggingface_hub decides, with its retries
         return None
     with _LOCK:

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ._errors import first_line
 from ._paths import Kind, require_checkpoint
 
 __all__ = [
@@ -90,14 +91,14 @@ def _load_file(source: Union[str, os.PathLike]) -> Mapping:
     except pickle.UnpicklingError as e:
         refused = re.search(r"GLOBAL (\S+)", str(e))
         if not str(e).startswith("Weights only load failed") or refused is None:
-            raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or corrupt; "
-                             "download or save it again") from None
+            raise ValueError(f"cannot read checkpoint {path} ({_first_sentence(e)}): the file is truncated or "
+                             "corrupt; download or save it again") from None
         raise ValueError(
             f"checkpoint {path} holds Python code or objects ({refused.group(1)}), which epsanet never runs "
             "(torch.load weights_only=True): re-save its state_dict in a trusted environment, or use safetensors"
         ) from None
     except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}, {info.description} ({_first_line(e)}): the file is "
+        raise ValueError(f"cannot read checkpoint {path}, {info.description} ({_first_sentence(e)}): the file is "
                          "truncated or corrupt; download or save it again") from None
 
 
@@ -158,10 +159,8 @@ def mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterab
     return "; ".join(parts) or None
 
 
-def _first_line(error: BaseException) -> str:
-    """The first sentence of an error's message."""
-    text = str(error).strip()
-    return text.splitlines()[0].split(". ")[0] if text else type(error).__name__
+def _first_sentence(error: BaseException) -> str:
+    return first_line(error).split(". ")[0]
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
+from ._errors import first_line
 from ._optional import require
 from ._paths import Kind, WrongKindError, require_folder
 
@@ -94,7 +95,7 @@ class ImageFolderDataset(ImageFolder):
         try:
             image = self.loader(path)  # decodes the whole file: truncation is caught here
         except Exception as e:  # PIL raises OSError, ValueError, SyntaxError... depending on the format
-            return Unreadable(path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__), target
+            return Unreadable(path, first_line(e)), target
         return (self.transform(image) if self.transform else image), target
 
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 from torchvision.transforms import Compose
@@ -27,7 +27,7 @@ from torchvision.transforms import Compose
 from ._files import atomic_file, write_json
 from ._optional import require
 from .layers import PSAModule
-from .predict import class_names, find_images
+from .predict import class_names, find_images, load_image
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
@@ -52,27 +52,6 @@ def require_grad_cam():
 
 
 # -- images ---------------------------------------------------------------------------------------
-
-def load_image(path: PathLike) -> Image.Image:
-    """An image file as RGB: EXIF rotation applied, transparency composited onto white,
-    grayscale and palette images expanded. Unreadable files raise a one-line ``ValueError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot read image {path} ({reason}): pass image files (PNG, JPEG, ...) or "
-                         "folders of them") from None
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
 
 # -- model helpers --------------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
+from ._errors import first_line
 from ._paths import IMAGE_SUFFIXES, Kind, WrongKindError, path_kind
 
-__all__ = ["Prediction", "class_names", "find_images", "predict"]
+__all__ = ["Prediction", "class_names", "find_images", "load_image", "predict"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -77,17 +78,32 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
     return images
 
 
+def load_image(path: PathLike) -> Image.Image:
+    """An image file as RGB: EXIF rotation applied, transparency composited onto white,
+    grayscale and palette images expanded. Unreadable files raise a one-line ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        reason = first_line(e)
+        raise ValueError(f"cannot read image {path} ({reason}): replace or delete the file") from None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def _batches(paths: Sequence[Path], transform, batch_size: int) -> Iterator[tuple]:
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         tensors = []
         for path in chunk:
-            try:
-                with Image.open(path) as image:
-                    tensors.append(transform(image.convert("RGB")))
-            except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for corrupt or truncated files
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ValueError(f"cannot read image {path} ({reason}): replace or delete the file") from None
+            tensors.append(transform(load_image(path)))
         yield chunk, torch.stack(tensors)
 
 

@@ -10,7 +10,7 @@ from torchvision import transforms
 
 import epsanet
 from epsanet.cli import main
-from epsanet.predict import class_names, find_images
+from epsanet.predict import class_names, find_images, predict
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,29 @@ def test_predict_prints_a_table_of_a_folders_images(run, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[:2] == ["| image | rank | class | probability |", "|---|---:|---|---:|"]
     assert len(lines) == 2 + 2 * len(find_images([data / "val" / "0"]))
+
+
+def test_predict_sees_an_image_as_viewers_show_it_upright_and_on_white(run, tmp_path):
+    run_dir, data = run
+    model = epsanet.from_pretrained(run_dir / "best")
+    digit = Image.open(sorted((data / "val" / "2").glob("*.png"))[0]).convert("RGB")
+    digit.save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the viewer turns the stored pixels 90 degrees clockwise
+    digit.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "stored_sideways.png", exif=exif)
+    on_white = digit.copy()
+    on_white.paste((255, 255, 255), (0, 0, digit.width, digit.height // 2))
+    on_white.save(tmp_path / "on_white.png")
+    transparent = digit.convert("RGBA")
+    transparent.paste((0, 0, 0, 0), (0, 0, digit.width, digit.height // 2))
+    transparent.save(tmp_path / "transparent.png")
+
+    def top(name):
+        (prediction,) = predict(model, [tmp_path / name], top_k=3)
+        return prediction.top_k
+
+    assert top("stored_sideways.png") == top("upright.png")
+    assert top("transparent.png") == top("on_white.png")
 
 
 def test_imagenet_weights_have_imagenet_names_and_other_weights_never_guess_them():

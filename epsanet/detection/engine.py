@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+from .._errors import first_line
 from .._files import save_checkpoint, write_json
 from .._paths import require_checkpoint
 from ..models import create_model
@@ -374,7 +375,7 @@ def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ValueError(
             f"cannot read checkpoint {path} ({reason}): the file is truncated or not a checkpoint") from None
     if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:

@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import timm
 from torch import nn
 
+from .._errors import first_line
 from .._paths import Kind, PathKind, WrongKindError, path_kind, require_checkpoint
 from ..catalogue import canonical_model, find_weights, weights_entries
 from ..checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
@@ -54,7 +55,7 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
             close = difflib.get_close_matches(unknown[1], _builder_arguments(), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"see help(epsanet.{name})"
             raise ValueError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
-        raise ValueError(f"{name} cannot be built with {given} ({_first_line(e)}): check the "
+        raise ValueError(f"{name} cannot be built with {given} ({first_line(e)}): check the "
                          f"values' types, see help(epsanet.{name})") from None
 
 
@@ -67,10 +68,6 @@ def _builder_arguments() -> Sequence[str]:
     names = set(inspect.signature(ResNet.__init__).parameters) | set(inspect.signature(TimmResNet.__init__).parameters)
     return sorted(names - {"self", "kwargs", "block"})
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _create_model_for_training(name: str, num_classes: int, pretrained: Optional[str], **kwargs: Any) -> nn.Module:

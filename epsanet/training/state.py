@@ -10,6 +10,7 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
+from .._errors import first_line
 from .._paths import require_checkpoint
 
 __all__ = ["capture_rng_state", "restore_rng_state", "load_training_checkpoint"]
@@ -48,7 +49,7 @@ def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ValueError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
                          "checkpoint; resume from another one or start a new --output-dir") from None
     if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
