@@ -66,6 +66,8 @@ COMMANDS = [
     ("eval --model hf-hub:ORG/NAME", UNREACHABLE),
     ("eval --model epsanet50_small --output-dir fake.jpg", "--output-dir fake.jpg is a JPEG image, not a folder"),
     ("eval --model epsanet50_small --device tpu", "--device tpu is not a device: use cpu, cuda, cuda:N or auto"),
+    ("eval --model epsanet50_small --data imgs",
+     "epsanet50_small without weights evaluates random weights: pass --pretrained TAG (see `epsanet weights`)"),
     # export
     ("export epsanet50_small m.onnx --img-size 0", "--img-size must be at least 32"),
     ("export epsanet50_small folder.onnx", "output folder.onnx is a folder: name a file inside it"),

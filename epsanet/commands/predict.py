@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models import get_model_builder
     from ..predict import find_images, predict
     from ..training.distributed import check_device
-    from ..training.models import _model_path, load_model
+    from ..training.models import _model_path, load_model, require_weights
 
     images = find_images(args.images)  # before the model: a wrong path is found in an instant
     check_device(args.device)
@@ -53,11 +53,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
                              f"--model {architecture}")
     else:
-        holds_weights = args.model.startswith("hf-hub:") or _model_path(args.model) is not None
-        if not (holds_weights or args.pretrained or args.checkpoint or "." in args.model):
-            get_model_builder(args.model)
-            raise ValueError(f"{args.model} without weights predicts noise: pass --pretrained TAG (see `epsanet "
-                             "weights`), --weights DIR or --checkpoint FILE")
+        require_weights(args.model, args.pretrained, args.checkpoint, "predicts noise",
+                        "--pretrained TAG (see `epsanet weights`), --weights DIR or --checkpoint FILE")
         model = load_model(args.model, args.pretrained, args.checkpoint)
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
         ("cpu" if args.device == "auto" else args.device)

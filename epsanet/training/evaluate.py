@@ -23,7 +23,7 @@ from .distributed import (
     setup_environment,
     teardown_environment,
 )
-from .models import load_model
+from .models import load_model, require_weights
 from .reporting import plot_confusion_matrix, require_reporting
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "MAX_CLASSES_PER_CLASS_REPORT"]
@@ -127,6 +127,10 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     dataset = build_dataset(data, split, require_split=False)  # before the model: a wrong path is found at once
     env = setup_environment(device)
     try:
+        if loaded_model is None:
+            require_weights(model, pretrained, checkpoint, "evaluates random weights",
+                            "--pretrained TAG (see `epsanet weights`) or --checkpoint FILE, or a trained model as "
+                            "--model (a hub folder, a training run folder or hf-hub:ORG/NAME)")
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
         data_config = resolve_data_config(model=net)
         dataset.transform = create_transform(**data_config)

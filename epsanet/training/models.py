@@ -130,6 +130,17 @@ def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
     return None
 
 
+def require_weights(source: str, pretrained: Optional[str], checkpoint: Optional[str], outcome: str,
+                    fixes: str) -> None:
+    """Refuse a zoo model name given without any weights, whose answers would be noise: a
+    one-line ``ValueError`` saying what it would do (``outcome``, e.g. "predicts noise") and what
+    to pass (``fixes``). Paths, ``hf-hub:`` ids and ``model.tag`` names carry their weights."""
+    holds_weights = source.startswith("hf-hub:") or _model_path(source) is not None
+    if not (holds_weights or pretrained or checkpoint or "." in source):
+        get_model_builder(source)  # an unknown name says so first
+        raise ValueError(f"{source} without weights {outcome}: pass {fixes}")
+
+
 def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Optional[str]]:
     """``model.tag`` (timm's way of naming weights) as the name and the tag."""
     name, dot, tag = source.partition(".")
