@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = [
-    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_folder", "CHECKPOINT_SUFFIXES",
-    "IMAGE_SUFFIXES",
+    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_folder", "require_output_folder",
+    "CHECKPOINT_SUFFIXES", "IMAGE_SUFFIXES",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -228,4 +228,13 @@ def require_folder(path: PathLike, role: str, fix: str) -> PathKind:
     _raise_for_missing_or_unreadable(info, role, fix)
     if not info.is_folder:
         raise WrongKindError(f"{role} {info.path} is {info.description}, not a folder: {fix}")
+    return info
+
+
+def require_output_folder(path: PathLike, role: str, fix: Optional[str] = None) -> PathKind:
+    """``path`` as a folder to write into: missing (to be made) or a folder. Anything else is a
+    one-line ``FileExistsError`` naming what it is; ``fix`` defaults to "choose another <role>"."""
+    info = path_kind(path)
+    if info.kind is not Kind.MISSING and not info.is_folder:
+        raise FileExistsError(f"{role} {path} is {info.description}, not a folder: {fix or f'choose another {role}'}")
     return info

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
-from ._paths import Kind, path_kind
+from ._paths import Kind, require_output_folder
 from .catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
 from .checkpoint import CheckpointMismatchError, from_official_layout, mismatch, read_state_dict
 from .hub import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of, split_hub_id
@@ -122,9 +122,7 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
     """
     get_model_builder(model)  # a misspelt name is found before the file is read
     out = Path(out)
-    existing = path_kind(out)
-    if existing.kind is not Kind.MISSING and not existing.is_folder:
-        raise FileExistsError(f"--out {out} is {existing.description}, not a folder: choose another output folder")
+    existing = require_output_folder(out, "--out", "choose another output folder")
     if existing.kind is not Kind.MISSING and not overwrite:
         raise FileExistsError(f"{out} already exists: choose another output folder, or replace it (--force)")
     entry = find_weights(model, tag) if tag else None

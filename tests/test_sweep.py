@@ -22,6 +22,7 @@ from epsanet.predict import predict
 CHECKPOINT = "(expected a .pth/.pth.tar/.pt/.bin/.safetensors file, got"
 DATA_FIX = "pass 'digits' or an image folder laid out as ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg"
 UNREACHABLE = "cannot reach the Hub at http://127.0.0.1:"
+YOLO_DATA_FIX = "write one with `epsanet detect shapes DIR --format yolo`, or pass the path to yours"
 MODEL_KINDS = "not a model: pass a zoo model name (see `epsanet models`), a hub folder, a training run folder"
 
 # (command line, what its one line must say). Files named here exist in the sandbox (see `sandbox`).
@@ -137,6 +138,17 @@ COMMANDS = [
     ("detect eval fake.jpg --images folder --ann README.md",
      f"checkpoint fake.jpg is not a checkpoint {CHECKPOINT} a JPEG"),
     ("demo --output-dir fake.jpg", "--output-dir fake.jpg is a JPEG image, not a folder"),
+    # yolo: what Ultralytics would be given, checked before it starts (and prints, and makes run folders)
+    ("yolo train fake.jpg data.yaml", "model fake.jpg is a JPEG image, not a model YAML nor a .pt checkpoint"),
+    ("yolo train sub/missing.yaml data.yaml", "model sub/missing.yaml does not exist: pass a shipped YAML name"),
+    ("yolo train yolo11n-ema missing.yaml", f"dataset YAML missing.yaml does not exist: {YOLO_DATA_FIX}"),
+    ("yolo train yolo11n-ema fake.jpg", f"dataset YAML fake.jpg is a JPEG image, not a YAML file: {YOLO_DATA_FIX}"),
+    ("yolo train yolo11n-ema folder", f"dataset YAML folder is a folder, not a YAML file: {YOLO_DATA_FIX}"),
+    ("yolo train yolo11n-ema yolo-set", "dataset YAML yolo-set is a folder, not a YAML file: pass yolo-set/data.yaml"),
+    ("yolo train yolo11n-ema notes.txt", "dataset YAML notes.txt has no train, val, names: an Ultralytics dataset"),
+    ("yolo train yolo11n-ema broken.yaml", "dataset YAML broken.yaml is not valid YAML (while parsing a flow"),
+    ("yolo train yolo11n-ema data.yaml epochs", "train arguments are KEY=VALUE, got 'epochs': e.g. epochs=30"),
+    ("yolo demo fake.jpg", "output folder fake.jpg is a JPEG image, not a folder: choose another output folder"),
     ("nonsense", "argument COMMAND: invalid choice: 'nonsense'"),
 ]
 
@@ -152,6 +164,10 @@ def sandbox(tmp_path_factory) -> Path:
     (root / "random.bin").write_bytes(bytes(range(7, 250)) * 3)
     (root / "empty.pth").write_bytes(b"")
     (root / "folder").mkdir()
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: {0: square}\n")
+    (root / "broken.yaml").write_text("names: [square, circle\n")
+    (root / "yolo-set").mkdir()
+    (root / "yolo-set" / "data.yaml").write_text((root / "data.yaml").read_text())
     (root / "folder.onnx").mkdir()
     for split, cls in (("train", "a"), ("val", "b")):
         (root / "imgs" / split / cls).mkdir(parents=True)

@@ -218,6 +218,23 @@ def test_shipped_yamls_are_listed_with_their_scale_and_unknown_names_are_a_clear
         ey.model_yaml("yolo11n-se")
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["yolo11n-se", "data.yaml"], "no shipped model YAML 'yolo11n-se': choose one of yolo11n-cbam"),
+    (["yolo11n-ema", "data.yaml", "epoch=3"], "epoch= is not an Ultralytics train argument: did you mean epochs?"),
+    (["yolo11n-ema", "data.yaml", "data=other.yaml"], "data= repeats the DATA argument: leave it out"),
+], ids=["unknown-yaml", "misspelt-argument", "data-twice"])
+def test_yolo_train_refuses_in_one_line_before_ultralytics_starts(ey, tmp_path, monkeypatch, capsys, argv, expected):
+    from epsanet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames: {0: square}\n")
+    assert main(["yolo", "train", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"epsanet yolo: error: {expected}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.yaml"]
+
+
 def test_shapes_in_yolo_layout_have_one_label_line_per_box_and_a_data_yaml_ultralytics_reads(ey, tmp_path):
     from ultralytics.data.utils import check_det_dataset
 

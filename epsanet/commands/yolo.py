@@ -8,9 +8,15 @@ nothing is downloaded. Needs the ``yolo`` extra (Ultralytics, AGPL-3.0): ``pip i
 """
 import argparse
 import ast
+import difflib
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from .._errors import first_line
+from .._paths import Kind, WrongKindError, path_kind, require_output_folder
 
 DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
 
@@ -43,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Every input is checked before Ultralytics starts: it prints its settings and makes run folders first.
+    if args.yolo_command == "demo":
+        require_output_folder(args.output_dir, "output folder")
+    else:
+        overrides = _parse_overrides(args.overrides)
+        model_path = _model_path(args.model)
+        _check_dataset_yaml(args.data)
     os.environ.setdefault("YOLO_OFFLINE", "1")  # read when Ultralytics is imported: no online checks
     import epsanet.integrations.ultralytics as integration  # without Ultralytics: a one-line error naming the extra
 
@@ -50,23 +63,67 @@ def run(args: argparse.Namespace) -> int:
         from epsanet.integrations.ultralytics.demo import results_table, run_demo
 
         options = (("epochs", args.epochs), ("imgsz", args.imgsz), ("batch", args.batch), ("seed", args.seed))
-        overrides = {k: v for k, v in options if v is not None}
+        demo_overrides = {k: v for k, v in options if v is not None}
         rows = run_demo(Path(args.output_dir), models=args.models, train_images=args.train_images,
-                        val_images=args.val_images, overrides=overrides)
+                        val_images=args.val_images, overrides=demo_overrides)
         print(results_table(rows))
         print(f"saved: {Path(args.output_dir) / 'results.json'} {Path(args.output_dir) / 'results.md'}")
         return 0
     from ultralytics import YOLO
+    from ultralytics.cfg import DEFAULT_CFG_DICT
 
-    if not Path(args.data).is_file():
-        raise FileNotFoundError(f"dataset YAML {args.data} not found: write one with "
-                                "`epsanet detect shapes DIR --format yolo` or give the path to yours")
-    model = args.model
-    if not Path(model).is_file():
-        model = integration.model_yaml(model)
+    for key in overrides:
+        if key in ("model", "data"):
+            raise ValueError(f"{key}= repeats the {key.upper()} argument: leave it out")
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else "`yolo cfg` lists them"
+            raise ValueError(f"{key}= is not an Ultralytics train argument: {hint}")
+    model = model_path if model_path is not None else integration.model_yaml(args.model)
     integration.use_local_fonts()
-    YOLO(model).train(data=args.data, **_parse_overrides(args.overrides))
+    YOLO(model).train(data=args.data, **overrides)
     return 0
+
+
+_WRITE_DATASET = "write one with `epsanet detect shapes DIR --format yolo`, or pass the path to yours"
+
+
+def _model_path(model: str) -> Optional[str]:
+    """``model`` as a YAML or checkpoint file, None for a shipped YAML's name; a path of another
+    kind, or a missing one, is a one-line error."""
+    info = path_kind(model)
+    if info.kind is Kind.MISSING:
+        if any(sep in model for sep in ("/", os.sep)) or model.endswith((".pt", ".yml")):
+            raise FileNotFoundError(f"model {model} does not exist: pass a shipped YAML name (yolo11n-ema, "
+                                    "yolo11s-cbam, yolo11n-epsa, ...), a model YAML file or a .pt checkpoint")
+        return None
+    if info.kind is Kind.TEXT or info.kind is Kind.TORCH_ZIP or info.kind is Kind.TORCH_PICKLE:
+        return model
+    raise WrongKindError(f"model {model} is {info.description}, not a model YAML nor a .pt checkpoint: pass a "
+                         "shipped YAML name (yolo11n-ema, ...), a model YAML file or a .pt checkpoint")
+
+
+def _check_dataset_yaml(data: str) -> None:
+    """A one-line error unless ``data`` is a YAML file naming train and val images and class names."""
+    info = path_kind(data)
+    if info.kind is Kind.MISSING:
+        raise FileNotFoundError(f"dataset YAML {data} does not exist: {_WRITE_DATASET}")
+    if info.kind is Kind.UNREADABLE:
+        raise PermissionError(f"dataset YAML {data} is {info.description}: fix its permissions")
+    if info.is_folder:
+        inside = info.path / "data.yaml"
+        fix = f"pass {inside}" if inside.is_file() else _WRITE_DATASET
+        raise WrongKindError(f"dataset YAML {data} is a folder, not a YAML file: {fix}")
+    if info.kind is not Kind.TEXT:
+        raise WrongKindError(f"dataset YAML {data} is {info.description}, not a YAML file: {_WRITE_DATASET}")
+    try:
+        content = yaml.safe_load(info.path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"dataset YAML {data} is not valid YAML ({first_line(e)}): {_WRITE_DATASET}") from None
+    missing = [key for key in ("train", "val", "names") if not isinstance(content, dict) or key not in content]
+    if missing:
+        raise ValueError(f"dataset YAML {data} has no {', '.join(missing)}: an Ultralytics dataset YAML names its "
+                         f"train and val images and its class names; {_WRITE_DATASET}")
 
 
 def _parse_overrides(items: List[str]) -> Dict[str, Any]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .._files import save_checkpoint, write_json
 from .._lock import exclusive_folder
-from .._paths import Kind, path_kind, require_checkpoint
+from .._paths import require_checkpoint, require_output_folder
 from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from ..hub import save_pretrained
 from .config import TrainConfig, lr_for
@@ -82,10 +82,7 @@ def train(config: TrainConfig) -> TrainResult:
     second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
     names the process holding it.
     """
-    existing = path_kind(config.output_dir)
-    if existing.kind is not Kind.MISSING and not existing.is_folder:
-        raise FileExistsError(f"--output-dir {config.output_dir} is {existing.description}, not a folder: choose "
-                              "another --output-dir")
+    require_output_folder(config.output_dir, "--output-dir")
     env = setup_environment(config.device)
     try:
         with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():

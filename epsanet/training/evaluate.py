@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .._files import write_json
-from .._paths import Kind, path_kind
+from .._paths import require_output_folder
 from ..data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
@@ -119,10 +119,7 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if output_dir is not None:
-        existing = path_kind(output_dir)
-        if existing.kind is not Kind.MISSING and not existing.is_folder:
-            raise FileExistsError(f"--output-dir {output_dir} is {existing.description}, not a folder: choose "
-                                  "another --output-dir")
+        require_output_folder(output_dir, "--output-dir")
         require_reporting(training=False)
     dataset = build_dataset(data, split, require_split=False)  # before the model: a wrong path is found at once
     env = setup_environment(device)
