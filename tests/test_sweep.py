@@ -138,6 +138,12 @@ COMMANDS = [
     ("detect eval fake.jpg --images folder --ann README.md",
      f"checkpoint fake.jpg is not a checkpoint {CHECKPOINT} a JPEG"),
     ("demo --output-dir fake.jpg", "--output-dir fake.jpg is a JPEG image, not a folder"),
+    # detect shapes: the options by their command-line names
+    ("detect shapes out --train-images 0", "--train-images must be at least 1, got 0"),
+    ("detect shapes out --val-images -1", "--val-images must be at least 1, got -1"),
+    ("detect shapes out --image-size 0 10", "--image-size must be MIN MAX with 8 <= MIN <= MAX, got 0 10"),
+    ("detect shapes fake.jpg", "ROOT fake.jpg is a JPEG image, not a folder: choose another folder"),
+    ("detect shapes folder", "folder already exists: choose another folder, or replace it (--overwrite)"),
     # yolo: what Ultralytics would be given, checked before it starts (and prints, and makes run folders)
     ("yolo train fake.jpg data.yaml", "model fake.jpg is a JPEG image, not a model YAML nor a .pt checkpoint"),
     ("yolo train sub/missing.yaml data.yaml", "model sub/missing.yaml does not exist: pass a shipped YAML name"),

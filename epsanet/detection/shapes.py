@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from .._files import atomic_directory
 from .._optional import require
+from .._paths import Kind, require_output_folder
 
 mask_utils = require("pycocotools.mask", "detection", "detection")
 
@@ -59,12 +60,15 @@ def make_shapes_dataset(
     root = Path(root)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    if root.exists() and not overwrite:
-        raise FileExistsError(f"{root} already exists: remove it, pick another folder, or overwrite it")
+    existing = require_output_folder(root, "ROOT", "choose another folder")
+    if existing.kind is not Kind.MISSING and not overwrite:
+        raise FileExistsError(f"{root} already exists: choose another folder, or replace it (--overwrite)")
     if not 8 <= image_size[0] <= image_size[1]:
-        raise ValueError(f"image_size must be (smallest, largest) side with 8 <= smallest <= largest, got {image_size}")
-    if train_images < 1 or val_images < 1 or max_objects < 1:
-        raise ValueError("train_images, val_images and max_objects must be at least 1")
+        raise ValueError(f"--image-size must be MIN MAX with 8 <= MIN <= MAX, got {image_size[0]} {image_size[1]}")
+    for option, value in (("--train-images", train_images), ("--val-images", val_images),
+                          ("max_objects", max_objects)):
+        if value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
     streams = np.random.SeedSequence(seed).spawn(2)
     with atomic_directory(root) as staging:
         for (split, count), stream in zip((("train", train_images), ("val", val_images)), streams):

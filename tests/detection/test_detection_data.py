@@ -180,5 +180,5 @@ def test_the_shapes_command_writes_the_set_and_refuses_to_overwrite_by_default(t
     assert main(args) == 0
     assert (tmp_path / "s" / "annotations" / "instances_train.json").is_file()
     assert main(args) == 2
-    assert "already exists: remove it, pick another folder, or overwrite it" in capsys.readouterr().err
+    assert "already exists: choose another folder, or replace it (--overwrite)" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
