@@ -26,6 +26,7 @@ from torchvision.transforms import Compose
 
 from ._files import atomic_file, write_json
 from ._optional import require
+from ._paths import require_output_folder
 from .layers import PSAModule
 from .predict import class_names, find_images, load_image
 
@@ -456,6 +457,7 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
     require_grad_cam()
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
+    require_output_folder(out, "--out")
     paths = find_images(inputs)
     images = [load_image(p) for p in paths]
     loaded = [(spec, load_explain_model(spec).to(device)) for spec in models]
@@ -466,10 +468,9 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
                 raise ValueError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA scale "
                                  "weights exist only for EPSANets (epsanet50_small, epsanet101_large, ...)")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     labels, per_model, scales = [], {}, {}
     stems = _unique_stems(paths)
-    for spec, model in loaded:
+    for spec, model in loaded:  # every model's CAMs first: a wrong --layer or --target leaves no files
         label = _label(spec, model)
         while label in labels:
             label += "'"
@@ -479,10 +480,6 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
         log(f"{label}: {METHOD_TITLES[method]} on layer {chosen_layer}{why}")
         explanations = explain(model, images, method, chosen_layer, target, display_size)
         folder = out / _file_name(label)
-        folder.mkdir(exist_ok=True)
-        for stem, explanation in zip(stems, explanations):
-            save_png(overlay_image(explanation, title=f"{label} | {METHOD_TITLES[method]} @ {chosen_layer}"),
-                     folder / f"{stem}.png")
         per_model[label] = {"source": spec.source, "weights": spec.weights, "pretrained": spec.pretrained,
                             "layer": chosen_layer, "overlays": str(folder),
                             "images": [{"image": str(p), "cam_class": e.target_name,
@@ -492,6 +489,12 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
             transform, _, channels = _transforms(model, display_size)
             x = torch.stack([transform(i.convert("L") if channels == 1 else i) for i in images])
             scales[label] = psa_scale_weights(model, x)
+    for label in labels:
+        folder = Path(per_model[label]["overlays"])
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, explanation in zip(stems, per_model[label]["_explanations"]):
+            save_png(overlay_image(explanation, title=f"{label} | {METHOD_TITLES[method]} @ "
+                                                      f"{per_model[label]['layer']}"), folder / f"{stem}.png")
     title = f"{METHOD_TITLES[method]}" + (f", class {target}" if target is not None else ", top-1 class")
     rows = [[per_model[label]["_explanations"][i] for label in labels] for i in range(len(images))]
     save_png(grid_image(rows, [f"{label} @ {per_model[label]['layer']}" for label in labels], title), out / "grid.png")

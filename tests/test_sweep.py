@@ -144,6 +144,20 @@ COMMANDS = [
     ("detect shapes out --image-size 0 10", "--image-size must be MIN MAX with 8 <= MIN <= MAX, got 0 10"),
     ("detect shapes fake.jpg", "ROOT fake.jpg is a JPEG image, not a folder: choose another folder"),
     ("detect shapes folder", "folder already exists: choose another folder, or replace it (--overwrite)"),
+    # explain: every input checked before a file is written
+    ("explain fake.jpg --model hub --out fake.jpg",
+     "--out fake.jpg is a JPEG image, not a folder: choose another --out"),
+    ("explain fake.jpg --model hub --layer nope --out o", "the model has no layer 'nope' (the stages are layer1"),
+    ("explain fake.jpg --model hub --target 99 --out o", "--target 99 is not a class of a model with 3 classes (0..2)"),
+    ("explain notes.txt --model hub --out o", "notes.txt is a text file, not an image: pass image files or folders"),
+    # detect train / demo: folders and annotation files by what they are
+    ("detect train --train-images fake.jpg --train-ann data.yaml --val-images folder --val-ann data.yaml "
+     "--output-dir o", "image folder fake.jpg is a JPEG image, not a folder: pass the folder of the annotation"),
+    ("detect train --train-images folder --train-ann folder --val-images folder --val-ann folder --output-dir o",
+     "annotation file folder is a folder, not a COCO JSON file: pass its instances_*.json"),
+    ("detect train --train-images folder --train-ann x --val-images folder --val-ann x --output-dir fake.jpg",
+     "--output-dir fake.jpg is a JPEG image, not a folder: choose another --output-dir"),
+    ("detect demo fake.jpg", "output folder fake.jpg is a JPEG image, not a folder: choose another output folder"),
     # yolo: what Ultralytics would be given, checked before it starts (and prints, and makes run folders)
     ("yolo train fake.jpg data.yaml", "model fake.jpg is a JPEG image, not a model YAML nor a .pt checkpoint"),
     ("yolo train sub/missing.yaml data.yaml", "model sub/missing.yaml does not exist: pass a shipped YAML name"),

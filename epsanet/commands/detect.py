@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from .._lock import exclusive_folder
 from .._optional import MissingDependencyError
+from .._paths import require_output_folder
 
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if args.detect_command == "eval":
             evaluate_checkpoint(args)
         else:
+            require_output_folder(args.output_dir, "output folder" if args.detect_command == "demo" else "--output-dir")
             train_args = _demo_arguments(args) if args.detect_command == "demo" else args
             # The first process (torchrun's RANK 0) writes the run folder and holds it for the run.
             first = int(os.environ.get("RANK", "0")) == 0

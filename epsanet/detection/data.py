@@ -21,6 +21,7 @@ from torchvision.ops import box_convert
 from torchvision.transforms import v2
 
 from .._optional import require
+from .._paths import Kind, WrongKindError, path_kind, require_folder
 
 COCO = require("pycocotools.coco", "detection", "detection").COCO
 
@@ -43,8 +44,12 @@ def load_coco(path: PathLike, *, require_masks: bool = False) -> COCO:
     :class:`AnnotationError` naming the file and the first problem found.
     """
     path = Path(path)
-    if not path.is_file():
+    info = path_kind(path)
+    if info.kind is Kind.MISSING:
         raise FileNotFoundError(f"annotation file {path} does not exist: check the path")
+    if not path.is_file():
+        raise WrongKindError(f"annotation file {path} is {info.description}, not a COCO JSON file: pass its "
+                             "instances_*.json")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -155,8 +160,7 @@ class CocoDetection(torch.utils.data.Dataset):
     def __init__(self, images: PathLike, annotations: PathLike, *, masks: bool = False,
                  transforms: Optional[Callable] = None) -> None:
         self.root = Path(images)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"image folder {self.root} does not exist: check the path")
+        require_folder(self.root, "image folder", "pass the folder of the annotation file's images")
         self.coco = load_coco(annotations, require_masks=masks)
         self.annotation_file = Path(annotations)
         self.ids = sorted(self.coco.imgs)
