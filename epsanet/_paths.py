@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = [
-    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_folder", "require_output_folder",
+    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_existing", "require_folder",
+    "require_output_folder",
     "CHECKPOINT_SUFFIXES", "IMAGE_SUFFIXES",
 ]
 
@@ -190,19 +191,22 @@ def _safetensors_header(path: Path, head: bytes) -> Optional[bool]:
     return length <= path.stat().st_size - 8
 
 
-def _raise_for_missing_or_unreadable(info: PathKind, role: str, fix: str) -> None:
+def require_existing(path: PathLike, role: str, fix: str = "check the path") -> PathKind:
+    """What ``path`` is, or a one-line error when it is missing (``fix`` says what to do) or
+    unreadable. ``role`` names the path in the message (e.g. ``"dataset YAML"``)."""
+    info = path_kind(path)
     if info.kind is Kind.MISSING:
         detail = "" if info.description == "missing" else f" ({info.description})"
-        raise FileNotFoundError(f"{role} {info.path} does not exist{detail}: {fix}")
+        raise FileNotFoundError(f"{role} {path} does not exist{detail}: {fix}")
     if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"{role} {info.path} is {info.description}: fix its permissions, or {fix}")
+        raise PermissionError(f"{role} {path} is {info.description}: fix its permissions")
+    return info
 
 
 def require_checkpoint(path: PathLike, role: str = "checkpoint") -> PathKind:
     """``path`` as a checkpoint file (torch.save zip or pickle, safetensors), or a one-line error
     naming what it is instead. ``role`` names the path in the message (e.g. ``"--checkpoint"``)."""
-    info = path_kind(path)
-    _raise_for_missing_or_unreadable(info, role, "check the path")
+    info = require_existing(path, role)
     if info.is_checkpoint:
         return info
     if info.kind in (Kind.EMPTY, Kind.DAMAGED):
@@ -224,8 +228,7 @@ def require_checkpoint(path: PathLike, role: str = "checkpoint") -> PathKind:
 
 def require_folder(path: PathLike, role: str, fix: str) -> PathKind:
     """``path`` as a folder, or a one-line error naming what it is instead; ``fix`` says what to pass."""
-    info = path_kind(path)
-    _raise_for_missing_or_unreadable(info, role, fix)
+    info = require_existing(path, role, fix)
     if not info.is_folder:
         raise WrongKindError(f"{role} {info.path} is {info.description}, not a folder: {fix}")
     return info

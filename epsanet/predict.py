@@ -18,7 +18,7 @@ from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
 from ._errors import first_line
-from ._paths import IMAGE_SUFFIXES, Kind, WrongKindError, path_kind
+from ._paths import IMAGE_SUFFIXES, Kind, WrongKindError, require_existing
 
 __all__ = ["Prediction", "class_names", "find_images", "load_image", "predict"]
 
@@ -60,11 +60,7 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
     images is a one-line error naming it."""
     images: List[Path] = []
     for item in inputs:
-        info = path_kind(item)
-        if info.kind is Kind.MISSING:
-            raise FileNotFoundError(f"image {item} does not exist: check the path")
-        if info.kind is Kind.UNREADABLE:
-            raise PermissionError(f"image {item} is {info.description}: fix its permissions")
+        info = require_existing(item, "image")
         if info.is_folder:
             found = sorted(p for p in info.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not found:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from .._errors import first_line
-from .._paths import Kind, WrongKindError, path_kind, require_output_folder
+from .._paths import Kind, WrongKindError, path_kind, require_existing, require_output_folder
 
 DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
 
@@ -105,11 +105,7 @@ def _model_path(model: str) -> Optional[str]:
 
 def _check_dataset_yaml(data: str) -> None:
     """A one-line error unless ``data`` is a YAML file naming train and val images and class names."""
-    info = path_kind(data)
-    if info.kind is Kind.MISSING:
-        raise FileNotFoundError(f"dataset YAML {data} does not exist: {_WRITE_DATASET}")
-    if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"dataset YAML {data} is {info.description}: fix its permissions")
+    info = require_existing(data, "dataset YAML", _WRITE_DATASET)
     if info.is_folder:
         inside = info.path / "data.yaml"
         fix = f"pass {inside}" if inside.is_file() else _WRITE_DATASET
