@@ -1,6 +1,7 @@
 """Loads and runs that overlap: processes downloading the same weights at once, a download killed
 midway, two training runs on one folder. Real processes against the local Hub server (olah)."""
 import hashlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -218,6 +219,20 @@ def test_a_killed_holder_frees_the_folder_while_the_children_it_forked_still_run
             pass
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_the_folder_stays_held_after_a_forked_child_exits(tmp_path):
+    # DataLoader workers are forked and exit every epoch: their copies of the lock file's descriptor
+    # must not take the lock with them.
+    with exclusive_folder(tmp_path / "run", "the parent"):
+        worker = multiprocessing.get_context("fork").Process(target=os.getpid)
+        worker.start()
+        worker.join()
+        other = subprocess.run([sys.executable, "-c", "import sys\nfrom epsanet._lock import exclusive_folder\n"
+                                "with exclusive_folder(sys.argv[1]): pass", str(tmp_path / "run")],
+                               capture_output=True, text=True)
+    assert other.returncode != 0
+    assert f"is in use by the parent pid {os.getpid()} on " in other.stderr
 
 
 def test_detection_training_is_refused_a_folder_another_process_holds(tmp_path, capsys):
