@@ -116,7 +116,9 @@ def _check_dataset_yaml(data: str) -> None:
         content = yaml.safe_load(info.path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"dataset YAML {data} is not valid YAML ({first_line(e)}): {_WRITE_DATASET}") from None
-    missing = [key for key in ("train", "val", "names") if not isinstance(content, dict) or key not in content]
+    # Ultralytics' check_det_dataset takes "validation" for "val", and "nc" for "names".
+    required = (("train",), ("val", "validation"), ("names", "nc"))
+    missing = [keys[0] for keys in required if not isinstance(content, dict) or not any(k in content for k in keys)]
     if missing:
         raise ValueError(f"dataset YAML {data} has no {', '.join(missing)}: an Ultralytics dataset YAML names its "
                          f"train and val images and its class names; {_WRITE_DATASET}")
