@@ -85,8 +85,7 @@ def load_image(path: PathLike) -> Image.Image:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        reason = first_line(e)
-        raise ValueError(f"cannot read image {path} ({reason}): replace or delete the file") from None
+        raise ValueError(f"cannot read image {path} ({first_line(e)}): replace or delete the file") from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
