@@ -297,19 +297,35 @@ def test_one_epoch_offline_train_writes_best_pt_that_reloads_in_a_fresh_process(
     assert best.is_file()
 
     reload = f"""
-        import sys
+        import os, sys
         {{import_line}}
         from ultralytics import YOLO
+        from ultralytics.utils import SAFE_LOAD
         model = YOLO("{best}")
         ema = model.model.model[3]
         print(type(ema).__module__, type(ema).__name__, "epsanet.integrations.ultralytics" in sys.modules)
         print(len(model.predict("{data.parent / 'images' / 'val' / '000001.jpg'}", imgsz=64, verbose=False)))
+        print("safe load" if SAFE_LOAD else "default load")
     """
-    for import_line in ("import epsanet.integrations.ultralytics", "pass"):
+    # Ultralytics' opt-in restricted loading (torch.load weights_only=True with an allow-list) takes
+    # the zoo's layers once the integration is imported.
+    safe = "os.environ['ULTRALYTICS_SAFE_LOAD'] = '1'; import epsanet.integrations.ultralytics"
+    for import_line, how in (("import epsanet.integrations.ultralytics", "default load"), ("pass", "default load"),
+                             (safe, "safe load")):
         result = run_python(reload.replace("{import_line}", import_line), config, tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert result.stdout.splitlines() == ["epsanet.integrations.ultralytics.modules EMAModule True", "1"]
+        assert result.stdout.splitlines() == ["epsanet.integrations.ultralytics.modules EMAModule True", "1", how]
         assert json.loads((tmp_path / "network.json").read_text()) == []
+
+
+def test_every_shipped_yaml_pickles_only_classes_the_safe_load_allow_list_has(ey, tmp_path):
+    from ultralytics import YOLO
+
+    allowed = {f"{cls.__module__}.{cls.__qualname__}" for cls in ey.checkpoint_classes()}
+    for name in ey.list_model_yamls():
+        YOLO(ey.model_yaml(name)).save(tmp_path / f"{name}.pt")
+        held = torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / f"{name}.pt")
+        assert {g for g in held if not g.startswith(("torch.", "ultralytics.", "collections."))} <= allowed, name
 
 
 def test_building_a_zoo_yaml_without_the_integration_fails_naming_the_layer(ey, tmp_path):

@@ -25,12 +25,12 @@ require("ultralytics", "yolo", "epsanet.integrations.ultralytics")
 from ultralytics.utils import USER_CONFIG_DIR  # noqa: E402
 
 from ..._files import atomic_file  # noqa: E402
-from .hook import is_registered, register, yaml_names  # noqa: E402
+from .hook import checkpoint_classes, is_registered, register, yaml_names  # noqa: E402
 from .modules import *  # noqa: E402,F401,F403
 from .modules import __all__ as _modules_all  # noqa: E402
 
-__all__ = ["register", "is_registered", "yaml_names", "model_yaml", "list_model_yamls", "use_local_fonts",
-           "CFG_DIR", *_modules_all]
+__all__ = ["register", "is_registered", "yaml_names", "checkpoint_classes", "model_yaml", "list_model_yamls",
+           "use_local_fonts", "CFG_DIR", *_modules_all]
 
 CFG_DIR = Path(__file__).resolve().parent / "cfg"
 # Ultralytics' font check (run on every dataset check, even with plots=False) asks GitHub for

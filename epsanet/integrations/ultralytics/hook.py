@@ -18,9 +18,15 @@ calls through that module attribute) by a wrapper that:
 
 The model's saved ``yaml`` keeps the zoo names; names Ultralytics defines itself (``CBAM``,
 ``PSA``, ``C2PSA``...) are never rewritten and keep Ultralytics' meaning.
+
+:func:`register` also adds the classes such a model pickles (epsanet's layers and models, and
+timm's feature wrapper of ``EpsanetBackbone``) to torch's ``weights_only`` allow-list, so that its
+checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1`` as Ultralytics' own do.
 """
 import contextlib
 import functools
+import importlib
+import pkgutil
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import torch
@@ -32,7 +38,7 @@ from ultralytics.utils import LOGGER
 
 from .modules import ATTENTION_LAYERS, BACKBONE_LAYERS, BLOCK_LAYERS, CONV_LAYERS, LAYERS
 
-__all__ = ["register", "is_registered", "yaml_names"]
+__all__ = ["register", "is_registered", "yaml_names", "checkpoint_classes"]
 
 # Side of the zero image that carries channel counts to the zoo layers (a multiple of 64, so P6 models work).
 _PROBE_SIZE = 128
@@ -49,10 +55,31 @@ def is_registered() -> bool:
     return getattr(tasks.parse_model, "_epsanet_wrapper", False)
 
 
+def checkpoint_classes() -> List[type]:
+    """The classes a YOLO checkpoint with zoo layers holds besides torch's and Ultralytics' own:
+    every ``nn.Module`` class defined in ``epsanet.layers``, ``epsanet.models`` and the YAML
+    modules, and timm's ``FeatureListNet`` with the ``FeatureInfo`` and ``Format`` it keeps."""
+    from timm.layers.format import Format
+    from timm.models._features import FeatureInfo, FeatureListNet
+
+    from ... import layers, models
+    from . import modules
+
+    sources = [modules] + [importlib.import_module(f"{package.__name__}.{info.name}")
+                           for package in (layers, models) for info in pkgutil.iter_modules(package.__path__)]
+    found = {obj for source in sources for obj in vars(source).values()
+             if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == source.__name__}
+    return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}") + [FeatureListNet, FeatureInfo,
+                                                                                    Format]
+
+
 def register() -> None:
-    """Make the zoo's layers usable by name in Ultralytics model YAMLs (idempotent)."""
+    """Make the zoo's layers usable by name in Ultralytics model YAMLs, and the models they build
+    loadable by ``torch.load(weights_only=True)`` (idempotent)."""
     if is_registered():
         return
+    if hasattr(torch.serialization, "add_safe_globals"):  # torch >= 2.4
+        torch.serialization.add_safe_globals(checkpoint_classes())
     original = tasks.parse_model
 
     @functools.wraps(original)
