@@ -25,7 +25,7 @@ from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
 from ._errors import first_line
-from ._hub_access import network_errors, require_reachable_or_cached
+from ._hub_access import network_errors, require_reachable_or_cached, unreachable_and_not_cached
 from ._paths import Kind, path_kind
 from .catalogue import find_weights
 from .checkpoint import read_state_dict
@@ -68,7 +68,6 @@ def download_progress(enabled: bool) -> Iterator[None]:
         (huggingface_hub.utils.disable_progress_bars if enabled else huggingface_hub.utils.enable_progress_bars)()
 
 
-
 @contextlib.contextmanager
 def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Iterator[None]:
     """Turn huggingface_hub's exceptions about ``what`` (e.g. ``hf-hub:org/name@rev``) into one-line HubErrors."""
@@ -87,10 +86,7 @@ def _hub_errors(what: str, endpoint: Optional[str] = None, cache_dir: Optional[P
                 "at a cache that has it"
             ) from None
         cause = e.__cause__ or e.__context__ or e
-        raise HubError(
-            f"cannot reach the Hub at {endpoint} to download {what} ({first_line(cause)}) and it is not in the "
-            "local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only"
-        ) from None
+        raise HubError(unreachable_and_not_cached(endpoint, what, first_line(cause))) from None
     except errors.GatedRepoError:
         raise HubError(f"{what} is gated: request access on its Hub page, then log in (`hf auth login`)") from None
     except errors.RevisionNotFoundError:

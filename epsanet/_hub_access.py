@@ -23,7 +23,7 @@ import huggingface_hub.errors
 
 from ._errors import first_line
 
-__all__ = ["refusal", "require_reachable_or_cached", "network_errors", "as_hub_error"]
+__all__ = ["refusal", "require_reachable_or_cached", "unreachable_and_not_cached", "network_errors", "as_hub_error"]
 
 PathLike = Union[str, os.PathLike]
 _ANSWERED: Set[str] = set()  # endpoints that answered once in this process: not asked again
@@ -72,6 +72,12 @@ def refusal(endpoint: Optional[str] = None) -> Optional[str]:
     return None
 
 
+def unreachable_and_not_cached(endpoint: str, what: str, reason: str) -> str:
+    """The one line for a download that neither the Hub at ``endpoint`` nor the cache can serve."""
+    return (f"cannot reach the Hub at {endpoint} to download {what} ({reason}) and it is not in the local cache: "
+            "check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only")
+
+
 def require_reachable_or_cached(repo_id: str, filename: str, revision: Optional[str], what: str,
                                 cache_dir: Optional[PathLike], error: Type[Exception]) -> None:
     """Raise ``error`` (the one-line HubError) at once when the Hub refuses connections and
@@ -85,9 +91,7 @@ def require_reachable_or_cached(repo_id: str, filename: str, revision: Optional[
     cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
     if isinstance(cached, str):
         return
-    message = (f"cannot reach the Hub at {huggingface_hub.constants.ENDPOINT} to download {what} ({reason}) and it is "
-               "not in the local cache: check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache "
-               "only")
+    message = unreachable_and_not_cached(huggingface_hub.constants.ENDPOINT, what, reason)
     raise as_hub_error(error, message, huggingface_hub.errors.LocalEntryNotFoundError(message))
 
 

@@ -4,10 +4,11 @@ line to say when it is not what a command needs.
 :func:`path_kind` looks at a path once: missing, a folder (hub folder, training run or plain),
 unreadable, or a file recognised by its first bytes (a PyTorch checkpoint in the zip or legacy
 pickle format, safetensors, a TorchScript or ONNX model, an image, text, ...).
-:func:`require_checkpoint` and :func:`require_folder` raise the error a command shows in one line:
-``FileNotFoundError`` for a missing path, ``PermissionError`` for an unreadable one and
-:class:`WrongKindError` for a path of the wrong kind, each naming what the path is and what to
-pass instead.
+The ``require_*`` functions (:func:`require_existing`, :func:`require_checkpoint`,
+:func:`require_folder`, :func:`require_output_folder`) raise the error a command shows in one
+line: ``FileNotFoundError`` for a missing path, ``PermissionError`` for an unreadable one,
+:class:`WrongKindError` for a path of the wrong kind and ``FileExistsError`` for an output folder
+that is a file, each naming what the path is and what to pass instead.
 """
 import enum
 import json

@@ -26,7 +26,7 @@ from torchvision.transforms import Compose
 
 from ._files import atomic_file, write_json
 from ._optional import require
-from ._paths import require_output_folder
+from ._paths import require_existing, require_output_folder
 from .layers import PSAModule
 from .predict import class_names, find_images, load_image
 
@@ -429,9 +429,7 @@ def load_explain_model(spec: ModelSpec) -> nn.Module:
         return load_model(spec.source, spec.pretrained)
     if spec.weights.startswith("hf-hub:") or Path(spec.weights).is_dir():
         return get_model_builder(spec.source)(weights=spec.weights)
-    if not Path(spec.weights).is_file():
-        raise FileNotFoundError(f"--weights {spec.weights} does not exist: pass a hub folder, an hf-hub:org/name id "
-                                "or a checkpoint file")
+    require_existing(spec.weights, "--weights", "pass a hub folder, an hf-hub:org/name id or a checkpoint file")
     return load_model(spec.source, checkpoint=spec.weights)
 
 

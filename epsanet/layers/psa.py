@@ -338,8 +338,7 @@ class PSAModule(nn.Module):
     @torch.jit.unused
     def _autotune_key(self, x: torch.Tensor, dtype: torch.dtype, training: bool) -> str:
         n, c, h, w = x.shape
-        layout = "channels_last" if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
-            else "nchw"
+        layout = "channels_last" if _layout_of(x) == torch.channels_last else "nchw"
         batch = f"batch={n}" if n < _TUNING_BATCH else f"batch>={_TUNING_BATCH}"
         return (f"psa {'train' if training else 'infer'} {str(dtype).replace('torch.', '')} {layout} "
                 f"threads={torch.get_num_threads()} {batch} in={c}x{h}x{w} out={self.split} "

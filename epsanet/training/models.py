@@ -69,7 +69,6 @@ def _builder_arguments() -> Sequence[str]:
     return sorted(names - {"self", "kwargs", "block"})
 
 
-
 def _create_model_for_training(name: str, num_classes: int, pretrained: Optional[str], **kwargs: Any) -> nn.Module:
     kwargs["num_classes"] = num_classes
     from_hub = pretrained is not None and pretrained.startswith("hf-hub:")
