@@ -192,17 +192,14 @@ def _runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int,
     model = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=layout)
     x = torch.randn(setting.batch_size, 3, img_size, img_size, device=device, dtype=dtype)
     x = x.contiguous(memory_format=layout)
+    model.train(setting.train)
+    forward = torch.compile(model) if cand.runtime == "compile" else model
     if not setting.train:
-        model.eval()
-        forward = torch.compile(model) if cand.runtime == "compile" else model
-
         def infer() -> None:
             with torch.inference_mode():
                 forward(x)
         return infer
 
-    model.train()
-    forward = torch.compile(model) if cand.runtime == "compile" else model
     target = torch.randint(0, 1000, (setting.batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
