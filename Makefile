@@ -14,7 +14,7 @@ demo: install
 # The README's Explain pictures: Grad-CAM and PSA scale weights of the demo model (run `make demo` first).
 explain-figures: install
 	mkdir -p docs/explain/digits
-	$(PY) -c "from epsanet.data import DigitsDataset; d = DigitsDataset('val'); \
+	$(PY) -c "from epsanet.training.data import DigitsDataset; d = DigitsDataset('val'); \
 	[d.images[d.targets.index(k)].save(f'docs/explain/digits/{k}.png') for k in range(10)]"
 	$(PY) -m epsanet explain docs/explain/digits --model runs/demo/best --psa-scales --size 72 --out runs/demo/explain
 	cp runs/demo/explain/grid.png runs/demo/explain/psa_scales.png docs/explain/

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from epsanet.autotune import isa_summary, machine_key
+from epsanet.layers._autotune import isa_summary, machine_key
 from epsanet.layers.psa import branch_conv_candidates, branch_conv_plan, grouped_conv2d
 
 SMALL, LARGE = (1, 4, 8, 16), (32, 32, 32, 32)

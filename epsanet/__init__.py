@@ -6,19 +6,17 @@ the same models are built torchvision-style by ``epsanet.epsanet50_small(weights
 """
 __version__ = "0.1.0"
 
-from . import explain  # epsanet.explain.psa_scale_weights; the grad-cam package is imported only for CAMs
-from ._timm_hub import install_timm_hub_errors
-from ._torchvision import register_with_torchvision
-from .catalogue import list_pretrained
-from .checkpoint import CheckpointMismatchError, load_checkpoint
-from .convert import convert_checkpoint
-from .export import deploy
-from .hub import HubError, from_pretrained, publish, save_pretrained
+from .hub import HubError, TransplantReport, convert_checkpoint, from_pretrained, publish, save_pretrained, transplant
+from .hub.timm_errors import install_timm_hub_errors
 from .layers import create_attention, list_attention
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
-from .stats import count_macs, count_params
-from .transplant import TransplantReport, transplant
+from .models._torchvision import register_with_torchvision
+from .tools import explain  # epsanet.explain.psa_scale_weights; the grad-cam package is imported only for CAMs
+from .tools.export import deploy
+from .tools.stats import count_macs, count_params
+from .weights.catalogue import list_pretrained
+from .weights.checkpoint import CheckpointMismatchError, load_checkpoint
 
 register_with_torchvision()
 install_timm_hub_errors()

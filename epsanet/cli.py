@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from . import __version__
-from ._optional import MissingDependencyError
+from ._utils.optional import MissingDependencyError
 
 # command name -> (module, one-line help)
 COMMANDS = {

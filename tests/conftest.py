@@ -8,6 +8,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from common import OFFICIAL, REPO, relative_error  # noqa: F401 (relative_error: for doctests of helpers)
 from local_hub import LocalHub, free_port
 
 # huggingface_hub reads its endpoint and cache locations once, at import (timm imports it): point
@@ -19,27 +20,19 @@ os.environ.update(HF_HOME=str(HF_ROOT / "home"), HF_HUB_CACHE=str(HF_ROOT / "hub
                   HF_ENDPOINT=f"http://127.0.0.1:{HUB_PORT}", HF_HUB_OFFLINE="0", HF_HUB_DISABLE_TELEMETRY="1")
 os.environ.pop("HF_TOKEN", None)
 # The fast PSA path takes the deterministic default plans in tests (and writes no autotune cache
-# in the home directory); tests/test_autotune.py turns autotuning on with its own cache folder.
+# in the home directory); tests/layers/test_autotune.py turns autotuning on with its own cache folder.
 os.environ.setdefault("EPSANET_AUTOTUNE", "0")
 
 import pytest  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
-OFFICIAL = DATA / "official_epsanet"
 CACHE = Path(os.environ.get("EPSANET_TEST_CACHE", Path.home() / ".cache" / "epsanet-tests"))
-REPO = Path(__file__).resolve().parents[1]
 OLAH = Path(os.environ.get("EPSANET_OLAH", REPO / ".venv-olah" / "bin" / "olah-cli"))
 
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(HF_ROOT, ignore_errors=True)
-
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """||actual - expected|| / ||expected||, computed in float64."""
-    return ((actual.double() - expected.double()).norm() / expected.double().norm()).item()
 
 
 @pytest.fixture(autouse=True)

@@ -1,14 +1,14 @@
 """``epsanet bench``: zoo models against the torchvision ResNet they replace and the official PSA
-formulation, measured interleaved in one run (see :mod:`epsanet.benchmark`)."""
+formulation, measured interleaved in one run (see :mod:`epsanet.tools.benchmark`)."""
 import argparse
 import os
 import sys
 
 import torch
 
-from .._files import write_json
-from .._optional import require
-from ..benchmark import (
+from .._utils.files import write_json
+from .._utils.optional import require
+from ..tools.benchmark import (
     as_json,
     candidates,
     default_settings,

@@ -1,7 +1,7 @@
 """``epsanet convert``: a checkpoint of another code base into a hub folder."""
 import argparse
 
-from ..convert import convert_checkpoint
+from ..hub.convert import convert_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from .._lock import exclusive_folder
-from .._optional import MissingDependencyError
-from .._paths import require_output_folder
+from .._utils.lock import exclusive_folder
+from .._utils.optional import MissingDependencyError
+from .._utils.paths import require_output_folder
 
 try:
     from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train

@@ -2,14 +2,14 @@
 kernel sizes EPSANet's PSA modules choose (``--psa-scales``)."""
 import argparse
 
-from ..explain import DISPLAY_SIZE, METHODS
+from ..tools.explain import DISPLAY_SIZE, METHODS
 
 
 class _ModelAction(argparse.Action):
     """``--model`` starts a model; ``--weights`` and ``--pretrained`` apply to the last one."""
 
     def __call__(self, parser, namespace, value, option_string=None):
-        from ..explain import ModelSpec
+        from ..tools.explain import ModelSpec
 
         models = getattr(namespace, "models", None) or []
         if option_string == "--model":
@@ -52,13 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..explain import explain_files
+    from .._utils.device import resolve_device
+    from ..tools.explain import explain_files
 
     if args.size < 16:
         raise ValueError(f"--size must be at least 16 pixels, got {args.size}")
     summary = explain_files(args.inputs, args.models, args.out, method=args.method, layer=args.layer,
                             target=args.target, psa_scales=args.psa_scales, display_size=args.size,
-                            device=args.device)
+                            device=resolve_device(args.device))
     images = len(next(iter(summary["models"].values()))["images"])
     print(f"{images} image(s) x {len(summary['models'])} model(s): overlays in {args.out}/<model>/, "
           f"comparison in {summary['grid']}")

@@ -4,9 +4,9 @@ import argparse
 
 import torch
 
-from .._optional import require
-from .._paths import WrongKindError, path_kind
-from ..export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
+from .._utils.optional import require
+from .._utils.paths import WrongKindError, path_kind
+from ..tools.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.models import load_model
+    from ..hub.sources import load_model
 
     if not args.output.endswith((".onnx", ".pt")):
         raise ValueError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt (TorchScript)")

@@ -3,9 +3,9 @@ import argparse
 import json
 from typing import Optional
 
-from ..catalogue import model_info, weights_entries
 from ..models import create_model, list_models
-from ..stats import count_macs, count_params
+from ..tools.stats import count_macs, count_params
+from ..weights.catalogue import model_info, weights_entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

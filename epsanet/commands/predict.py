@@ -7,8 +7,6 @@
 import argparse
 import json
 
-import torch
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
@@ -30,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..catalogue import canonical_model
+    from .._utils.device import resolve_device
+    from ..hub.sources import _model_path, load_model, require_weights
     from ..models import get_model_builder
-    from ..predict import find_images, predict
-    from ..training.distributed import check_device
-    from ..training.models import _model_path, load_model, require_weights
+    from ..tools.predict import find_images, predict
+    from ..weights.catalogue import canonical_model
 
     images = find_images(args.images)  # before the model: a wrong path is found in an instant
-    check_device(args.device)
+    device = resolve_device(args.device)
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
@@ -56,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
         require_weights(args.model, args.pretrained, args.checkpoint, "predicts noise",
                         "--pretrained TAG (see `epsanet weights`), --weights DIR or --checkpoint FILE")
         model = load_model(args.model, args.pretrained, args.checkpoint)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
-        ("cpu" if args.device == "auto" else args.device)
     predictions = predict(model, images, top_k=args.top_k, batch_size=args.batch_size, device=device)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))

@@ -1,7 +1,7 @@
 """``epsanet publish``: upload a hub folder to the Hugging Face Hub."""
 import argparse
 
-from ..hub import publish
+from ..hub.pretrained import publish
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ import argparse
 import fnmatch
 import json
 
-from ..catalogue import weights_entries
+from ..weights.catalogue import weights_entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .._errors import first_line
-from .._paths import Kind, WrongKindError, path_kind, require_existing, require_output_folder
+from .._utils.errors import first_line
+from .._utils.paths import Kind, WrongKindError, path_kind, require_existing, require_output_folder
 
 DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
 

@@ -17,8 +17,8 @@ from torchvision.models import WeightsEnum
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
-from ..checkpoint import check_state_dict, read_state_dict
 from ..models import create_model
+from ..weights.checkpoint import check_state_dict, read_state_dict
 
 __all__ = ["fpn_backbone", "BackboneWeights"]
 

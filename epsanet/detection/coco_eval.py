@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.ops import box_convert
 from tqdm import tqdm
 
-from .._optional import require
+from .._utils.optional import require
 
 COCO = require("pycocotools.coco", "detection", "detection").COCO
 COCOeval = require("pycocotools.cocoeval", "detection", "detection").COCOeval

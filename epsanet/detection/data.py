@@ -20,8 +20,8 @@ from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms import v2
 
-from .._optional import require
-from .._paths import Kind, WrongKindError, path_kind, require_folder
+from .._utils.optional import require
+from .._utils.paths import Kind, WrongKindError, path_kind, require_folder
 
 COCO = require("pycocotools.coco", "detection", "detection").COCO
 

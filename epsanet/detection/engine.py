@@ -22,9 +22,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from .._errors import first_line
-from .._files import save_checkpoint, write_json
-from .._paths import require_checkpoint
+from .._utils.device import resolve_device
+from .._utils.errors import first_line
+from .._utils.files import save_checkpoint, write_json
+from .._utils.paths import require_checkpoint
 from ..models import create_model
 from .backbone import DEFAULT_TRAINABLE_LAYERS
 from .coco_eval import CocoMetrics, evaluate
@@ -335,9 +336,7 @@ def _setup_device(requested: Optional[str]) -> torch.device:
     """The device of this process; under torchrun (WORLD_SIZE > 1) also joins the process group
     (NCCL with one GPU per process, else Gloo)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested}: CUDA is not available here; use --device cpu")
+    device = resolve_device(requested)
     if world_size > 1:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

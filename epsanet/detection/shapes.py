@@ -21,9 +21,9 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .._files import atomic_directory
-from .._optional import require
-from .._paths import Kind, require_output_folder
+from .._utils.files import atomic_directory
+from .._utils.optional import require
+from .._utils.paths import Kind, require_output_folder
 
 mask_utils = require("pycocotools.mask", "detection", "detection")
 

@@ -17,7 +17,7 @@ pool uses an ``H x H`` window, which is the global average only for square input
 global average for every input size.
 
 Parameter names are readable (``channel_gate.fc1``, ``spatial_gate.dilated.0.conv``, ...);
-:func:`epsanet.checkpoint.from_official_layout` renames the official checkpoints' keys
+:func:`epsanet.weights.checkpoint.from_official_layout` renames the official checkpoints' keys
 (``channel_att.gate_c.gate_c_fc_0``, ``spatial_att.gate_s.gate_s_conv_di_0``, ...) to them.
 """
 from collections import OrderedDict

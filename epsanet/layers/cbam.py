@@ -9,7 +9,7 @@ then a sigmoid) is followed by a spatial gate (a 7x7 convolution without bias an
 the channel-wise max and mean maps, then a sigmoid).
 
 Parameter names are readable (``channel_gate.fc1``, ``spatial_gate.conv``, ...);
-:func:`epsanet.checkpoint.from_official_layout` renames the official checkpoints' keys
+:func:`epsanet.weights.checkpoint.from_official_layout` renames the official checkpoints' keys
 (``ChannelGate.mlp.1``, ``SpatialGate.spatial.conv``, ...) to them.
 """
 from typing import Optional

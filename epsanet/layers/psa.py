@@ -13,7 +13,7 @@ Two implementations share one set of parameters and one state_dict. :class:`PSAM
 default, computes the official formulation faster: each branch convolution runs as the
 equivalent computation (native grouped, merged groups, dense, depthwise + sum; NCHW or
 channels_last) measured fastest for its shape on this machine the first time the shape is seen
-(:mod:`epsanet.autotune`; with autotuning off, the rule of :func:`branch_conv_plan`), the four
+(:mod:`epsanet.layers._autotune`; with autotuning off, the rule of :func:`branch_conv_plan`), the four
 SE gates run as one batched call, and the weighted branches are written in reverse order with a
 single copy. :func:`epsanet.deploy` also folds the following BatchNorm into the module's final
 multiply. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
@@ -51,7 +51,7 @@ def branch_conv_plan(
     (a depthwise convolution and a sum over each group's input channels, see
     :func:`grouped_conv2d`). All give the same result up to float rounding.
 
-    This rule is the default only where plans are not measured (see :mod:`epsanet.autotune`),
+    This rule is the default only where plans are not measured (see :mod:`epsanet.layers._autotune`),
     and comes from one CPU's measurements (AVX-512 and AMX, oneDNN 3;
     ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups
     are narrower than its vector block (16 float32 or 32 bfloat16 channels) on padded blocks or
@@ -148,7 +148,7 @@ def grouped_conv2d(
 
 @torch.jit.unused
 def _autotune_allowed(x: torch.Tensor) -> bool:
-    from .. import autotune
+    from . import _autotune as autotune
 
     if torch.compiler.is_compiling() or torch.jit.is_tracing() or not autotune.enabled():
         return False
@@ -203,7 +203,7 @@ class PSAModule(nn.Module):
     The state_dict holds ``conv_1`` .. ``conv_4`` (no bias) and one ``se`` (``fc1``/``fc2``).
     The outputs equal :class:`ReferencePSAModule`'s to float rounding (below 1e-5 relative error
     in float32, forward and gradients); each branch convolution is computed the way measured
-    fastest for its shape, dtype, layout and device on this machine (:mod:`epsanet.autotune`;
+    fastest for its shape, dtype, layout and device on this machine (:mod:`epsanet.layers._autotune`;
     ``EPSANET_AUTOTUNE=0``, ``module.autotune = False``, TorchScript, tracing, ``torch.compile``
     and export use the deterministic rule of :func:`branch_conv_plan`).
 
@@ -274,7 +274,7 @@ class PSAModule(nn.Module):
         ``conv_{i+1}`` (kernel ``kernel_sizes[i]``), whatever order the forward concatenates in.
 
         Recomputed plainly from ``conv_1`` .. ``conv_4`` and ``se``, for inspection (see
-        :func:`epsanet.explain.psa_scale_weights`); the forward pass does not call it.
+        :func:`epsanet.tools.explain.psa_scale_weights`); the forward pass does not call it.
         """
         gates = [self.se.gate(conv(x)) for conv in (self.conv_1, self.conv_2, self.conv_3, self.conv_4)]
         return torch.stack(gates, dim=1).flatten(2).softmax(dim=1)
@@ -313,7 +313,7 @@ class PSAModule(nn.Module):
 
     def _plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
         """``(run channels_last, [(method, groups_to_run)] per branch)``: measured (see
-        :mod:`epsanet.autotune`) unless autotuning is off or the module is being scripted,
+        :mod:`epsanet.layers._autotune`) unless autotuning is off or the module is being scripted,
         traced, compiled or exported, where the rule of :func:`branch_conv_plan` decides."""
         if not torch.jit.is_scripting():
             if self.autotune and _autotune_allowed(x):
@@ -322,7 +322,7 @@ class PSAModule(nn.Module):
 
     @torch.jit.unused
     def _tuned_plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
-        from .. import autotune
+        from . import _autotune as autotune
 
         dtype = _compute_dtype(x)
         training = torch.is_grad_enabled() and (
@@ -354,7 +354,7 @@ class PSAModule(nn.Module):
         """Time every candidate computation of every branch in both memory formats, then the
         whole module with each format's fastest branches (the format conversions included).
         Returns the plan and what each candidate took (ms, for the cache file: a record of why)."""
-        from .. import autotune
+        from . import _autotune as autotune
 
         def timed(call, inp):
             if not training:

@@ -1,7 +1,7 @@
 """The torchvision-style weights enums of the zoo's builders, generated from the catalogue.
 
 As torchvision's ``models/_api.py``: every model file imports this module, which imports no model;
-a member's weights download through :mod:`epsanet._hub`.
+a member's weights download through :mod:`epsanet.weights.download`.
 """
 import functools
 import os
@@ -10,8 +10,8 @@ from typing import Any, Dict, Mapping
 from timm.data import ImageNetInfo, create_transform
 from torchvision.models import Weights, WeightsEnum
 
-from .._hub import HubError, load_catalogue_state_dict
-from ..catalogue import find_weights, weights_entries
+from ..weights.catalogue import find_weights, weights_entries
+from ..weights.download import HubError, load_catalogue_state_dict
 
 __all__ = ["weights_enum"]
 

@@ -3,14 +3,14 @@
 The plain ResNet baselines come from torchvision / timm themselves; names here never collide
 with timm's (``seresnet50`` is timm's, ``se_resnet50`` ours, with the same weight layout).
 Official CBAM and BAM checkpoints load through :func:`epsanet.load_checkpoint`, which renames
-their keys (:func:`epsanet.checkpoint.from_official_layout`); official SA and SGE checkpoints
+their keys (:func:`epsanet.weights.checkpoint.from_official_layout`); official SA and SGE checkpoints
 have the zoo's keys already.
 """
 from typing import Any, Optional
 
 from timm.models import generate_default_cfgs
 
-from ..catalogue import timm_default_cfgs
+from ..weights.catalogue import timm_default_cfgs
 from ._api import weights_enum
 from ._registry import register_model
 from .resnet import ResNet, _resnet

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from timm.models import generate_default_cfgs
 
-from ..catalogue import timm_default_cfgs
+from ..weights.catalogue import timm_default_cfgs
 from ._api import weights_enum
 from ._registry import register_model
 from .resnet import ResNet, _resnet

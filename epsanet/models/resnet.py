@@ -20,10 +20,10 @@ from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from .._hub import HubError, download_progress, pretrained_state_dict, read_hub_config
-from ..catalogue import canonical_model
-from ..checkpoint import check_state_dict, from_official_layout
 from ..layers import PSAModule, create_attention, get_attention, list_attention
+from ..weights.catalogue import canonical_model
+from ..weights.checkpoint import check_state_dict, from_official_layout
+from ..weights.download import HubError, download_progress, pretrained_state_dict, read_hub_config
 
 __all__ = ["Bottleneck", "ResNet"]
 

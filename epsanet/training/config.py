@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ..data import DIGITS, default_workers
+from .data import DIGITS, default_workers
 
 __all__ = ["TrainConfig", "RECIPES", "add_train_arguments", "resolve_config", "scaled_lr", "lr_for"]
 
@@ -344,9 +344,9 @@ def _check_names(config: TrainConfig) -> None:
     from timm.data import create_transform
     from timm.scheduler import create_scheduler_v2
 
-    from .distributed import check_device
+    from .._utils.device import resolve_device
 
-    check_device(config.device)
+    resolve_device(config.device)
     optimizers = timm.optim.list_optimizers()
     if config.opt.lower() not in optimizers:
         close = difflib.get_close_matches(config.opt.lower(), optimizers, n=3)

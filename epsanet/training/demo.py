@@ -8,9 +8,9 @@ from typing import Any, Dict, Optional
 import timm
 import torch
 
-from .._files import write_json
-from ..data import DIGITS
+from .._utils.files import write_json
 from .config import resolve_config
+from .data import DIGITS
 from .engine import train
 from .evaluate import evaluate_model
 

@@ -8,6 +8,8 @@ import torch
 import torch.distributed as dist
 from timm.utils.distributed import init_distributed_device_so
 
+from .._utils.device import resolve_device
+
 __all__ = ["Environment", "setup_environment", "teardown_environment", "all_reduce_sum", "gather_objects",
            "Precision", "resolve_precision"]
 
@@ -30,25 +32,10 @@ class Environment:
         return self.rank == 0
 
 
-def check_device(device: str) -> None:
-    """Raise a one-line error unless ``device`` is ``auto`` or a device name torch knows."""
-    if device == "auto":
-        return
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {device} is not a device: use cpu, cuda, cuda:N or auto") from None
-
-
 def setup_environment(device: str = "auto") -> Environment:
     """Join the process group when launched by torchrun (or SLURM), and pick this process's device:
     ``auto`` is CUDA when available; under torchrun each process takes ``cuda:LOCAL_RANK``."""
-    check_device(device)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}, but CUDA is not available here: use --device cpu")
-    info = init_distributed_device_so(device=device)
+    info = init_distributed_device_so(device=str(resolve_device(device)))
     return Environment(torch.device(info["device"]), info["global_rank"], info["local_rank"], info["world_size"])
 
 

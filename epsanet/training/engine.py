@@ -25,12 +25,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .._files import save_checkpoint, write_json
-from .._lock import exclusive_folder
-from .._paths import require_checkpoint, require_output_folder
-from ..data import build_dataset, check_unreadable, create_loader, set_loader_epoch
-from ..hub import save_pretrained
+from .._utils.files import save_checkpoint, write_json
+from .._utils.lock import exclusive_folder
+from .._utils.paths import require_checkpoint, require_output_folder
+from ..hub.pretrained import save_pretrained
+from ..hub.sources import create_model_for_training, record_preprocessing
+from ..weights.checkpoint import load_training_checkpoint
 from .config import TrainConfig, lr_for
+from .data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from .distributed import (
     Environment,
     all_reduce_sum,
@@ -40,9 +42,8 @@ from .distributed import (
     teardown_environment,
 )
 from .evaluate import EvalResult, evaluate
-from .models import create_model_for_training, record_preprocessing
 from .reporting import MetricsLog, plot_curves, require_reporting
-from .state import capture_rng_state, load_training_checkpoint, restore_rng_state
+from .state import capture_rng_state, restore_rng_state
 
 __all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
            "build_criterion"]
@@ -79,7 +80,7 @@ def train(config: TrainConfig) -> TrainResult:
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
     summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
-    second run on the same folder is refused with a :class:`~epsanet._lock.FolderInUseError` that
+    second run on the same folder is refused with a :class:`~epsanet._utils.lock.FolderInUseError` that
     names the process holding it.
     """
     require_output_folder(config.output_dir, "--output-dir")
@@ -263,8 +264,8 @@ class _Run:
     def _explain_images(config: TrainConfig) -> List[Any]:
         """The validation images --explain-every shows: evenly spaced over the split (so over its
         classes, for image folders), unreadable ones left out."""
-        from ..data import Unreadable
-        from ..explain import require_grad_cam
+        from ..tools.explain import require_grad_cam
+        from .data import Unreadable
 
         require_grad_cam()
         raw = build_dataset(config.data, "val")
@@ -273,7 +274,7 @@ class _Run:
         return [image for image in items if not isinstance(image, Unreadable)]
 
     def _save_explanations(self, model: nn.Module, epoch: int) -> None:
-        from ..explain import explain, grid_image, save_png
+        from ..tools.explain import explain, grid_image, save_png
 
         explanations = explain(model, self.explain_images, display_size=128)
         folder = self.out / "explain"

@@ -12,9 +12,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .._files import write_json
-from .._paths import require_output_folder
-from ..data import build_dataset, check_unreadable, create_loader, default_workers
+from .._utils.files import write_json
+from .._utils.paths import require_output_folder
+from ..hub.sources import load_model, require_weights
+from .data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
     Precision,
@@ -23,7 +24,6 @@ from .distributed import (
     setup_environment,
     teardown_environment,
 )
-from .models import load_model, require_weights
 from .reporting import plot_confusion_matrix, require_reporting
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "MAX_CLASSES_PER_CLASS_REPORT"]

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .._files import atomic_file, write_json, write_text
-from .._optional import require
+from .._utils.files import atomic_file, write_json, write_text
+from .._utils.optional import require
 
 __all__ = ["MetricsLog", "plot_curves", "plot_confusion_matrix", "require_reporting"]
 

@@ -2,18 +2,13 @@
 ``torch.load(weights_only=True)``, holding everything a resumed run needs to continue exactly
 (model, optimizer, scheduler, gradient scaler, EMA, epoch, every process's random states, the
 configuration as a plain dict, the metrics so far)."""
-import os
 import random
-from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict
 
 import numpy as np
 import torch
 
-from .._errors import first_line
-from .._paths import require_checkpoint
-
-__all__ = ["capture_rng_state", "restore_rng_state", "load_training_checkpoint"]
+__all__ = ["capture_rng_state", "restore_rng_state"]
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -39,20 +34,3 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
                          np_state["has_gauss"], np_state["gauss"]))
     py_state = state["python"]
     random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss"]))
-
-
-def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """A checkpoint written by :func:`epsanet._files.save_checkpoint` during training,
-    read with ``weights_only=True``."""
-    path = Path(path)
-    require_checkpoint(path, "training checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        reason = first_line(e)
-        raise ValueError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
-                         "checkpoint; resume from another one or start a new --output-dir") from None
-    if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
-        raise ValueError(f"{path} is not an epsanet training checkpoint (no epoch/config): "
-                         "to start from its weights, pass it to --pretrained instead")
-    return state

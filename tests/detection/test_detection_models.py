@@ -5,6 +5,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from detection_settings import tiny
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import epsanet
@@ -18,8 +19,6 @@ from epsanet.detection import (
     maskrcnn_fpn,
     retinanet_fpn,
 )
-
-from .detection_settings import tiny
 
 LOSSES = {
     "fasterrcnn_fpn": {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"},

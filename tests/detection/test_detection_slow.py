@@ -5,8 +5,7 @@ import subprocess
 import sys
 
 import pytest
-
-from .detection_settings import tiny_cli
+from detection_settings import tiny_cli
 
 pytestmark = pytest.mark.slow
 

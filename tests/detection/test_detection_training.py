@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_settings import tiny, tiny_cli
 
 from epsanet.cli import build_parser, main
 from epsanet.commands.detect import _demo_arguments
@@ -22,8 +23,6 @@ from epsanet.detection import (
     train_one_epoch,
 )
 from epsanet.detection.coco_eval import summarize
-
-from .detection_settings import tiny, tiny_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

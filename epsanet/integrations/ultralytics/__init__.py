@@ -18,13 +18,13 @@ import shutil
 from pathlib import Path
 from typing import List
 
-from ..._optional import require
+from ..._utils.optional import require
 
 require("ultralytics", "yolo", "epsanet.integrations.ultralytics")
 
 from ultralytics.utils import USER_CONFIG_DIR  # noqa: E402
 
-from ..._files import atomic_file  # noqa: E402
+from ..._utils.files import atomic_file  # noqa: E402
 from .hook import checkpoint_classes, is_registered, register, yaml_names  # noqa: E402
 from .modules import *  # noqa: E402,F401,F403
 from .modules import __all__ as _modules_all  # noqa: E402

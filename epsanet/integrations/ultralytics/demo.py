@@ -15,9 +15,9 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
-from ..._files import write_json, write_text
+from ..._utils.files import write_json, write_text
 from ...detection.shapes import make_shapes_dataset, shapes_splits
-from ...stats import count_macs
+from ...tools.stats import count_macs
 from . import model_yaml, use_local_fonts
 
 __all__ = ["DEMO_MODELS", "DEMO_RECIPE", "run_demo", "results_table"]

@@ -1,0 +1,3 @@
+"""What users do with a model once they have one: classify images (:mod:`.predict`), explain its
+decisions (:mod:`.explain`), export and deploy it (:mod:`.export`), time it (:mod:`.benchmark`)
+and count its cost (:mod:`.stats`)."""
