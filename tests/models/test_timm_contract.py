@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from common import HELPERS
 
 import epsanet
 
@@ -14,7 +15,7 @@ DEFAULT_MODELS = ["epsanet50_small", "epsanet50_large", "se_resnet50", "eca_resn
 
 def run_timm_model_tests(timm_tests_dir: Path, models) -> None:
     env = dict(os.environ, EPSANET_TIMM_MODELS=",".join(models), HF_HUB_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(timm_tests_dir / "test_models.py"), "-p", "timm_zoo_plugin",
          "-p", "no:cacheprovider", "-q", "-k", "not pretrained", "-W", "ignore::FutureWarning"],
