@@ -7,7 +7,6 @@ the same models are built torchvision-style by ``epsanet.epsanet50_small(weights
 __version__ = "0.1.0"
 
 from .hub import HubError, TransplantReport, convert_checkpoint, from_pretrained, publish, save_pretrained, transplant
-from .hub.timm_errors import install_timm_hub_errors
 from .layers import create_attention, list_attention
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
@@ -19,7 +18,6 @@ from .weights.catalogue import list_pretrained
 from .weights.checkpoint import CheckpointMismatchError, load_checkpoint
 
 register_with_torchvision()
-install_timm_hub_errors()
 
 __all__ = [
     "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",

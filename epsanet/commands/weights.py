@@ -1,14 +1,17 @@
-"""``epsanet weights``: the catalogue of pretrained weights."""
+"""``epsanet weights``: the catalogue of pretrained weights, and a file checked against its entry."""
 import argparse
 import fnmatch
 import json
 
 from ..weights.catalogue import weights_entries
+from ..weights.download import verify_catalogue_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter on model.tag (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--verify", metavar="FILE",
+                        help="check FILE against the sha256 of the entry named by the pattern (model.tag)")
 
 
 def _size(cfg: dict) -> str:
@@ -17,6 +20,10 @@ def _size(cfg: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verify:
+        digest = verify_catalogue_file(args.pattern, args.verify)
+        print(f"{args.verify} is {args.pattern}: sha256 {digest}")
+        return 0
     entries = [e for e in weights_entries() if fnmatch.fnmatch(e.name, args.pattern)]
     if not entries:
         raise ValueError(f"no catalogued weights match {args.pattern!r}: see `epsanet weights`")

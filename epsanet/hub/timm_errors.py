@@ -1,10 +1,19 @@
-"""``timm.create_model("hf-hub:ORG/NAME")`` with the behaviour and errors of
-:func:`epsanet.from_pretrained`: an unreachable Hub fails at once, and a failed download of the
-config is the one-line :class:`~epsanet.hub.HubError`, which is also an instance of
-huggingface_hub's exception class (code catching those keeps working).
+"""Opt-in: ``timm.create_model("hf-hub:ORG/NAME")`` with the errors of :func:`epsanet.from_pretrained`.
 
-timm reads an ``hf-hub:`` model's ``config.json`` with ``timm.models._factory.load_model_config_from_hf``
-before any zoo code runs; :func:`install_timm_hub_errors` wraps that function at ``import epsanet``.
+epsanet's own routes (:func:`epsanet.from_pretrained`, the builders' ``weights="hf-hub:..."``,
+``torch.hub.load``) fail at once when the Hub refuses connections, and every failed download is
+the one-line :class:`~epsanet.hub.HubError`. ``timm.create_model("hf-hub:...")`` reads the
+repository's ``config.json`` itself, before any epsanet code runs, and so keeps timm's behaviour:
+huggingface_hub's exceptions, after its retries. ``import epsanet`` does not change that.
+
+:func:`install_timm_hub_errors` is for a program that wants epsanet's errors on that route too. It
+replaces ``timm.models._factory.load_model_config_from_hf``, a private timm function, for the whole
+process; a timm release may rename it, and then this raises ``AttributeError``. Call it once, after
+``import timm``::
+
+    from epsanet.hub.timm_errors import install_timm_hub_errors
+    install_timm_hub_errors()
+    timm.create_model("hf-hub:ORG/NAME", pretrained=True)  # an unreachable Hub: one line, at once
 """
 import functools
 from typing import Any, Callable
@@ -35,8 +44,11 @@ def _with_hub_errors(load_config: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install_timm_hub_errors() -> None:
-    """Make ``timm.create_model("hf-hub:...")`` read the config through :func:`_with_hub_errors`
-    (idempotent)."""
+    """Make ``timm.create_model("hf-hub:...")`` fail as :func:`epsanet.from_pretrained` does: at
+    once when the Hub refuses connections and the config is not cached, and with the one-line
+    :class:`~epsanet.hub.HubError` (also an instance of huggingface_hub's exception class) for every
+    failed download of the config. Opt-in, for the whole process, idempotent; see the module
+    docstring for what it replaces."""
     from timm.models import _factory
 
     if not getattr(_factory.load_model_config_from_hf, "__epsanet_wrapped__", False):

@@ -6,10 +6,10 @@ this package, as torchvision's builders go through ``models/_api.py``.
 """
 from .catalogue import CATALOGUE_PATH, WeightsEntry, find_weights, list_pretrained, model_info, weights_entries
 from .checkpoint import CheckpointMismatchError, load_checkpoint, read_state_dict
-from .download import HubConfig, HubError, download_file, read_hub_config, sha256_of
+from .download import HubConfig, HubError, download_file, read_hub_config, sha256_of, verify_catalogue_file
 
 __all__ = [
     "CATALOGUE_PATH", "WeightsEntry", "find_weights", "list_pretrained", "model_info", "weights_entries",
     "CheckpointMismatchError", "load_checkpoint", "read_state_dict", "HubConfig", "HubError", "download_file",
-    "read_hub_config", "sha256_of",
+    "read_hub_config", "sha256_of", "verify_catalogue_file",
 ]

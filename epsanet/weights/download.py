@@ -24,15 +24,15 @@ import torch
 from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
-from .._utils.errors import first_line
-from .._utils.paths import Kind, path_kind
-from .catalogue import find_weights
+from .._utils.errors import InvalidArgumentError, first_line
+from .._utils.paths import Kind, path_kind, require_existing
+from .catalogue import CATALOGUE_PATH, find_weights
 from .checkpoint import read_state_dict
 from .reachability import network_errors, require_reachable_or_cached, unreachable_and_not_cached
 
 __all__ = [
     "HubError", "HubConfig", "read_hub_config", "download_file", "split_hub_id", "pretrained_state_dict",
-    "load_catalogue_state_dict", "download_progress", "sha256_of", "WEIGHTS_FILE",
+    "load_catalogue_state_dict", "download_progress", "sha256_of", "verify_catalogue_file", "WEIGHTS_FILE",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -114,6 +114,26 @@ def sha256_of(path: PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def verify_catalogue_file(name: str, path: PathLike) -> str:
+    """Check a local file against the sha256 that catalogue entry ``name`` (``model.tag``) records
+    and return that digest: the check a file gets before its entry is published, or after it was
+    fetched by hand. An unknown entry, an entry without a sha256 and a different file are each a
+    one-line :class:`~epsanet._utils.errors.InvalidArgumentError`."""
+    model, _, tag = name.partition(".")
+    entry = find_weights(model, tag)
+    if entry is None:
+        raise InvalidArgumentError(f"no catalogue entry {name!r}: see `epsanet weights`")
+    require_existing(path, "file")
+    actual = sha256_of(path)
+    if entry.sha256 is None:
+        raise InvalidArgumentError(f"catalogue entry {name} records no sha256: add sha256 = \"{actual}\" (this "
+                                   f"file's) to it in {CATALOGUE_PATH} if {path} is its file")
+    if actual != entry.sha256.lower():
+        raise InvalidArgumentError(f"{path} has sha256 {actual}, not the {entry.sha256} of catalogue entry {name}: "
+                                   f"it is another file or a damaged copy; download it again from {entry.source}")
+    return actual
 
 
 def _verify(path: Path, what: str, expected: Optional[str]) -> None:

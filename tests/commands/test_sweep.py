@@ -10,7 +10,6 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-import timm
 import torch
 from local_hub import free_port
 from PIL import Image
@@ -255,7 +254,7 @@ FUNCTIONS = {
                              "unknown weights 'nope' for SE_ResNet50_Weights"),
     "builder(by hand)": (lambda: epsanet.eca_resnet50(weights="k3557_in1k"), "must be fetched by hand"),
     "builder(unreachable)": (lambda: epsanet.se_resnet50(weights="IMAGENET1K_A1", cache_dir="folder"), UNREACHABLE),
-    "timm(unreachable)": (lambda: timm.create_model("hf-hub:ORG/NAME", pretrained=True), UNREACHABLE),
+    "builder(hf-hub, unreachable)": (lambda: epsanet.epsanet50_small(weights="hf-hub:ORG/NAME"), UNREACHABLE),
     "convert_checkpoint(text)": (lambda: epsanet.convert_checkpoint("README.md", "eca_resnet50", "out"),
                                  f"{CHECKPOINT} a text file)"),
     "save_pretrained(onto a file)": (lambda: epsanet.save_pretrained(epsanet.epsanet50_small(layers=(1, 1, 1, 1)),

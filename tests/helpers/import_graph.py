@@ -1,4 +1,5 @@
-"""The import graph of a package read from its source with ``ast``, and the cycles in it.
+"""The import graph of a package read from its source with ``ast``, the cycles in it, and the
+imports that point up its layers.
 
 Every ``import`` statement counts, at module level or inside a function (a deferred import is a
 dependency all the same). An import names the module it reaches: ``from .models import
@@ -7,7 +8,7 @@ create_model`` depends on ``epsanet.models`` (its ``__init__``), ``from . import
 """
 import ast
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Set, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 Graph = Dict[str, Set[str]]
 
@@ -102,3 +103,19 @@ def _cycle_through(graph: Mapping[str, Set[str]], component: List[str]) -> List[
                     next_frontier.append(target)
         frontier = next_frontier
     raise AssertionError(f"{component} is not strongly connected")
+
+
+def layer_of(module: str, layers: Sequence[Sequence[str]]) -> Optional[int]:
+    """The index in ``layers`` (lowest first) of the layer that holds ``module``: its first name
+    below the root package (``epsanet.hub.sources`` is in the layer that lists ``hub``; the root
+    package itself is ``""``), or None for a module no layer lists."""
+    parts = module.split(".")
+    key = parts[1] if len(parts) > 1 else ""
+    return next((rank for rank, members in enumerate(layers) if key in members), None)
+
+
+def upward_imports(graph: Mapping[str, Set[str]], layers: Sequence[Sequence[str]]) -> List[Tuple[str, str]]:
+    """``(importer, imported)`` for every import of a module of a higher layer than the importer's
+    (deferred imports included, as in :func:`import_graph`); modules of one layer may import each other."""
+    return sorted((module, target) for module, targets in graph.items() for target in targets
+                  if layer_of(target, layers) > layer_of(module, layers))

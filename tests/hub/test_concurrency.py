@@ -104,13 +104,35 @@ def test_four_processes_loading_at_once_on_an_empty_cache_get_identical_weights_
         (snapshot / name).resolve().name for name in ("config.json", "model.safetensors"))
 
 
+def partial_downloads(blobs: Path) -> List[Path]:
+    """The non-empty ``*.incomplete`` files in a repository's ``blobs`` folder, listed while a download
+    writes there: a folder not made yet, or a file renamed (download complete) or removed between the
+    listing and its ``stat``, is skipped rather than raising FileNotFoundError."""
+    try:
+        entries = list(os.scandir(blobs))
+    except FileNotFoundError:
+        return []
+    partial = []
+    for entry in entries:
+        if not entry.name.endswith(".incomplete"):
+            continue
+        try:
+            if entry.stat().st_size > 0:
+                partial.append(Path(entry.path))
+        except FileNotFoundError:
+            continue
+    return partial
+
+
 def kill_midway(cache: Path, repo_id: str) -> List[Path]:
     """Start a load of ``repo_id`` into ``cache`` and SIGKILL it once the weights are partly written;
-    the partial files it leaves, or none if the download ended before the kill."""
+    the partial files it leaves, or none if the download ended before the kill. Only the repository's
+    own ``blobs`` folder is listed while the download runs: huggingface_hub makes and removes
+    temporary folders elsewhere in the cache."""
     process = loader(cache, repo_id=repo_id)
     partial = []
     while process.poll() is None and not partial:
-        partial = [p for p in cache.glob("**/blobs/*.incomplete") if p.stat().st_size > 0]
+        partial = partial_downloads(repo_cache(cache, repo_id) / "blobs")
         time.sleep(0.001)
     process.send_signal(signal.SIGKILL)
     process.communicate()

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 import epsanet
 from epsanet.cli import main
 from epsanet.hub import HubError, download_file
+from epsanet.hub.timm_errors import install_timm_hub_errors
 
 REPO_ID = "epsanet-tests/epsanet-tiny"
 # A small EPSANet (one EPSA block per stage, 64 channels): the same code paths as the full
@@ -259,19 +260,40 @@ def sleeps(monkeypatch):
     return waits
 
 
+def assert_failed_at_once(error: BaseException, sleeps: list) -> None:
+    """The one-line HubError for a Hub that refuses connections, raised without retries."""
+    message = one_line(error)
+    assert "cannot reach the Hub at http://127.0.0.1:" in message and "Connection refused" in message
+    assert isinstance(error, huggingface_hub.errors.LocalEntryNotFoundError)  # what huggingface_hub raises there
+    assert sleeps == []
+
+
 @pytest.mark.parametrize("load", [
     lambda cache: epsanet.se_resnet50(weights="IMAGENET1K_A1", cache_dir=cache),
-    lambda cache: timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True, cache_dir=cache),
+    lambda cache: epsanet.epsanet50_small(weights="hf-hub:epsanet-tests/anything", cache_dir=cache),
     lambda cache: epsanet.from_pretrained("hf-hub:epsanet-tests/anything", cache_dir=cache),
-], ids=["weights-enum", "timm-hf-hub", "from_pretrained"])
+], ids=["weights-enum", "builder-hf-hub", "from_pretrained"])
 def test_a_hub_that_refuses_connections_fails_at_once_without_retries(load, monkeypatch, sleeps, tmp_path):
     point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with pytest.raises(HubError) as info:
         load(tmp_path)  # an empty cache
-    message = one_line(info.value)
-    assert "cannot reach the Hub at http://127.0.0.1:" in message and "Connection refused" in message
-    assert isinstance(info.value, huggingface_hub.errors.LocalEntryNotFoundError)  # what huggingface_hub raises there
-    assert sleeps == []
+    assert_failed_at_once(info.value, sleeps)
+
+
+@pytest.fixture
+def timm_hub_errors(monkeypatch):
+    """epsanet's errors on timm's own hf-hub route, the opt-in install_timm_hub_errors(), undone after the test."""
+    from timm.models import _factory
+
+    monkeypatch.setattr(_factory, "load_model_config_from_hf", _factory.load_model_config_from_hf)
+    install_timm_hub_errors()
+
+
+def test_timm_hf_hub_with_the_opt_in_fails_at_once_without_retries(monkeypatch, sleeps, tmp_path, timm_hub_errors):
+    point_huggingface_hub_at(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(HubError) as info:
+        timm.create_model("hf-hub:epsanet-tests/anything", pretrained=True, cache_dir=tmp_path)
+    assert_failed_at_once(info.value, sleeps)
 
 
 def test_a_cached_file_is_used_when_the_hub_refuses_connections(published, monkeypatch, tmp_path, sleeps):
@@ -281,7 +303,14 @@ def test_a_cached_file_is_used_when_the_hub_refuses_connections(published, monke
     assert torch.equal(logits(model), published.logits["v1"]) and sleeps == []
 
 
-def test_timm_hf_hub_offline_is_the_one_line_hub_error(monkeypatch, tmp_path):
+def test_timm_hf_hub_without_the_opt_in_raises_huggingface_hubs_own_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(huggingface_hub.errors.LocalEntryNotFoundError) as info:
+        timm.create_model("hf-hub:ORG/NAME", pretrained=True, cache_dir=tmp_path)
+    assert not isinstance(info.value, HubError)
+
+
+def test_timm_hf_hub_offline_with_the_opt_in_is_the_one_line_hub_error(monkeypatch, tmp_path, timm_hub_errors):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubError) as info:
         timm.create_model("hf-hub:ORG/NAME", pretrained=True, cache_dir=tmp_path)

@@ -89,7 +89,7 @@ def files_under(folder: Path, suffix: str = "") -> set:
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
 
 
-def test_the_wheel_holds_every_module_the_catalogue_and_the_licence_but_no_tests(wheel):
+def test_the_wheel_holds_every_module_the_catalogue_and_the_licence_but_no_tests_or_scripts(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {f"epsanet/{name}" for name in files_under(ROOT / "epsanet", ".py")}
     assert modules <= names, f"modules missing from the wheel: {sorted(modules - names)}"
@@ -99,7 +99,7 @@ def test_the_wheel_holds_every_module_the_catalogue_and_the_licence_but_no_tests
     yolo_yamls = {f"epsanet/integrations/ultralytics/cfg/{name}" for name in
                   files_under(ROOT / "epsanet" / "integrations" / "ultralytics" / "cfg", ".yaml")}
     assert len(yolo_yamls) == 4 and yolo_yamls <= names
-    assert not [n for n in names if n.startswith("tests/")]
+    assert not [n for n in names if n.startswith(("tests/", "train/", "eval/", "weights/", "hubconf"))]
 
 
 def test_the_wheel_metadata_names_licence_urls_python_versions_and_extras(wheel):
@@ -115,14 +115,15 @@ def test_the_wheel_metadata_names_licence_urls_python_versions_and_extras(wheel)
     assert {"train", "detection", "export", "bench", "yolo"} <= set(values["Provides-Extra"])
 
 
-def test_the_sdist_holds_the_tests_their_data_and_what_they_read(dist):
+def test_the_sdist_holds_the_tests_their_data_what_they_read_and_the_scripts(dist):
     (sdist,) = dist.glob("epsanet-*.tar.gz")
     prefix = f"epsanet-{epsanet.__version__}/"
     names = {name.removeprefix(prefix) for name in tarfile.open(sdist).getnames()}
     tests = {f"tests/{name}" for name in files_under(ROOT / "tests")}
     assert tests <= names, f"missing from the sdist: {sorted(tests - names)}"
-    assert {"LICENSE", "CHANGELOG.md", "README.md", "hubconf.py", "docs/models.md", "epsanet/weights/catalogue.toml",
-            "setup.cfg", "pyproject.toml", "Makefile"} <= names
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "ARCHITECTURE.md", "hubconf.py", "docs/models.md",
+            "epsanet/weights/catalogue.toml", "setup.cfg", "pyproject.toml", "Makefile", "weights/README.md",
+            "weights/verify.py", "train/train.py", "eval/eval.py"} <= names
 
 
 def test_the_installed_package_and_its_catalogue_come_from_the_venv(venv, empty):
