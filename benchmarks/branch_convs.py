@@ -12,11 +12,10 @@ taken with ``EPSANET_AUTOTUNE=0``. GFLOP/s count useful work only
     python benchmarks/branch_convs.py --train --batch-size 8
 """
 import argparse
-import statistics
-import time
 
 import torch
 
+from epsanet._utils.timing import time_interleaved
 from epsanet.layers._autotune import isa_summary, machine_key
 from epsanet.layers.psa import branch_conv_candidates, branch_conv_plan, grouped_conv2d
 
@@ -73,20 +72,13 @@ def main() -> None:
                             with torch.inference_mode():
                                 grouped_conv2d(x, weight, groups, stride, kernel // 2, 1, method, groups_to_run)
                     runs[(method, groups_to_run, layout)] = run
-            times = {key: [] for key in runs}
-            for run in runs.values():
-                run()
-            for _ in range(args.repeats):
-                for key, run in runs.items():
-                    start = time.perf_counter()
-                    run()
-                    times[key].append(time.perf_counter() - start)
+            seconds = time_interleaved(runs, args.repeats)
             out = size // stride
             flops = (2 * args.batch_size * out * out * split * (in_channels // groups) * kernel ** 2
                      * (3 if args.train else 1))
             plan = branch_conv_plan(in_channels // groups, split // groups, groups, kernel, "cpu", dtype)
             for method, groups_to_run in methods(in_channels, groups):
-                speeds = [flops / statistics.median(times[(method, groups_to_run, layout)]) / 1e9
+                speeds = [flops / seconds[(method, groups_to_run, layout)] / 1e9
                           for layout in (torch.contiguous_format, torch.channels_last)]
                 mark = "*" if (method, groups_to_run) == plan else ""
                 print(f"| {label} k{kernel} g{groups} | {method} {groups_to_run} groups{mark} | "

@@ -27,11 +27,9 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import platform
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Hashable, Optional
@@ -39,6 +37,7 @@ from typing import Callable, Dict, Hashable, Optional
 import torch
 
 from .._utils.files import write_json
+from .._utils.timing import time_interleaved
 
 __all__ = ["enabled", "cache_dir", "cache_path", "machine_key", "isa_summary", "busy_load", "lookup", "store",
            "time_candidates", "clear_memory", "log_times"]
@@ -254,32 +253,14 @@ def clear_memory() -> None:
 def time_candidates(
     candidates: Dict[Hashable, Callable[[], None]], device: torch.device, rounds: int = 3, prune: float = 1.5
 ) -> Dict[Hashable, float]:
-    """The fastest of ``rounds`` timed calls of each candidate, after one untimed call each.
+    """The fastest of ``rounds`` timed calls of each candidate, after one untimed call each
+    (:func:`epsanet._utils.timing.time_interleaved`).
 
     Rounds are interleaved, so a burst of load hits all candidates alike, and the minimum is
     kept: on a shared machine a call is often preempted (tens of ms), never sped up. After the
     first round, candidates slower than ``prune`` times the best stop (reported with their best time).
     """
-    def once(run: Callable[[], None]) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    for run in candidates.values():
-        once(run)
-    best = {key: math.inf for key in candidates}
-    alive = list(candidates)
-    for round_index in range(rounds):
-        for key in alive:
-            best[key] = min(best[key], once(candidates[key]))
-        if round_index == 0:
-            fastest = min(best.values())
-            alive = [key for key in alive if best[key] <= prune * fastest]
-    return best
+    return time_interleaved(candidates, rounds, warmup=1, device=device, statistic=min, prune=prune)
 
 
 def log_times(label: str, times: Dict[Hashable, float]) -> None:

@@ -1,30 +1,48 @@
 """Pyramid Squeeze Attention (PSA), the module of EPSANet.
 
 Zhang et al., "EPSANet: An Efficient Pyramid Squeeze Attention Block on Convolutional Neural
-Network", ACCV 2022 (arXiv:2105.14447), https://github.com/murufeng/EPSANet (MIT).
+Network", ACCV 2022 (arXiv:2105.14447); official code https://github.com/murufeng/EPSANet (MIT).
 
 Where it sits: it replaces the 3x3 convolution (``conv2``) of a ResNet bottleneck, which makes
-the EPSA block. Four branch convolutions with growing kernels (3, 5, 7, 9) and group counts each
-read the full input and write a quarter of the output channels (the stride is applied on all
-four); a squeeze-and-excitation gate scores every branch's channels, a softmax across the
-branches turns the scores into weights, and the weighted branches are concatenated.
+the EPSA block. With S = 4 scales, for an input X, in the paper's notation (i = 1..4 here, as
+the parameters ``conv_1`` .. ``conv_4``):
 
-Two implementations share one set of parameters and one state_dict. :class:`PSAModule`, the
-default, computes the official formulation faster: each branch convolution runs as the
-equivalent computation (native grouped, merged groups, dense, depthwise + sum; NCHW or
-channels_last) measured fastest for its shape on this machine the first time the shape is seen
-(:mod:`epsanet.layers._autotune`; with autotuning off, the rule of :func:`branch_conv_plan`), the four
-SE gates run as one batched call, and the weighted branches are written in reverse order with a
-single copy. :func:`epsanet.deploy` also folds the following BatchNorm into the module's final
-multiply. :class:`ReferencePSAModule` is the official formulation written plainly, kept for
-tests and benchmarks.
+    F_i   = Conv(k_i × k_i, G_i)(X)                    SPC module: multi-scale grouped convolutions
+    Z_i   = SEWeight(F_i) = σ(W_2 δ(W_1 GAP(F_i)))     channel attention of each scale (σ sigmoid, δ ReLU)
+    att_i = Softmax(Z_i) = exp(Z_i) / Σ_j exp(Z_j)     across the scales, per channel
+    Y_i   = F_i ⊙ att_i
+    Out   = Cat([Y_1, Y_2, Y_3, Y_4])
+
+with kernels k = (3, 5, 7, 9) and groups G = (1, 4, 8, 16) (EPSANet Small) or 32 for every
+branch (Large). Each branch reads the whole input and writes a quarter of the output channels,
+with the stride applied on all four.
+
+The official code, whose checkpoints this module loads, has two quirks the trained weights
+depend on, both kept: ONE SE module is shared by the four branches (the official state_dict holds
+one ``se``), and the weighted branches are concatenated in REVERSE, Out = Cat([Y_4, Y_3, Y_2,
+Y_1]) (the layer after the module, ``bn2`` then ``conv3``, was trained on that channel order).
+
+:class:`PSAModule` holds the parameters and writes the formulation plainly in its forward; by
+default (``fast=True``) it computes the same outputs faster, with the fast path of
+:mod:`epsanet.layers._psa_fast` (measured branch-convolution plans, one pass over the four
+branches, and :func:`epsanet.deploy`'s folded BatchNorm). :class:`ReferencePSAModule` is the plain
+path alone, for tests and benchmarks.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._psa_fast import (
+    FastPSA,
+    branch_conv_candidates,
+    branch_conv_plan,
+    depthwise_weight,
+    grouped_conv2d,
+    merge_groups,
+    merged_group_count,
+)
 from .se import SEModule
 
 __all__ = [
@@ -32,178 +50,15 @@ __all__ = [
     "depthwise_weight", "branch_conv_candidates",
 ]
 
-# Merged groups wider than this many input channels, or merging more than this many groups, cost
-# more in zeros than they can save.
-_WIDEST_MERGED_GROUP = 64
-_MOST_MERGED_GROUPS = 8
-# Plans are measured on at most this many images of the batch, and shared by all larger batches:
-# per image, the work of every candidate is the same, and timing 16 images would cost 4x longer.
-_TUNING_BATCH = 4
 
-
-def branch_conv_plan(
-    in_per_group: int, out_per_group: int, groups: int, kernel_size: int, device_type: str, dtype: torch.dtype
-) -> Tuple[str, int]:
-    """How to compute one grouped branch convolution: ``(method, groups_to_run)``.
-
-    ``method`` is ``"native"`` (``F.conv2d`` with ``groups_to_run`` groups; when that is fewer
-    than ``groups`` the weight is block-diagonal, see :func:`merge_groups`) or ``"depthwise"``
-    (a depthwise convolution and a sum over each group's input channels, see
-    :func:`grouped_conv2d`). All give the same result up to float rounding.
-
-    This rule is the default only where plans are not measured (see :mod:`epsanet.layers._autotune`),
-    and comes from one CPU's measurements (AVX-512 and AMX, oneDNN 3;
-    ``benchmarks/branch_convs.py`` repeats them): oneDNN runs grouped convolutions whose groups
-    are narrower than its vector block (16 float32 or 32 bfloat16 channels) on padded blocks or
-    im2col GEMM, at 3-12x below the throughput of wide groups. So thin groups are merged until
-    each reads one block of input channels: the zeros this adds cost less than the padding they
-    replace. In float32, groups with a single output channel and a kernel of 7 or more run
-    fastest as a depthwise convolution plus a sum. cuDNN and other devices keep the native
-    grouped convolution.
-    """
-    if dtype == torch.float32:
-        block = 16
-    elif dtype == torch.bfloat16 or dtype == torch.float16:
-        block = 32
-    else:
-        block = 0  # float64 and integer types do not run on oneDNN: nothing to gain
-    if device_type != "cpu" or in_per_group >= block:
-        return "native", groups
-    if dtype == torch.float32 and out_per_group == 1 and kernel_size >= 7:
-        return "depthwise", groups
-    return "native", merged_group_count(groups, in_per_group, block)
-
-
-def branch_conv_candidates(in_per_group: int, out_per_group: int, groups: int) -> List[Tuple[str, int]]:
-    """Every computation of one grouped branch convolution the autotuner times: the native
-    grouped convolution, the same with groups merged pairwise (block-diagonal weights) while a
-    merged group reads at most 64 input channels and holds at most 8 groups (down to a dense
-    convolution), and, for groups of one or two output channels, a depthwise convolution plus a
-    sum."""
-    found = [("native", groups)]
-    merged = groups
-    while (merged % 2 == 0 and (groups // (merged // 2)) * in_per_group <= _WIDEST_MERGED_GROUP
-           and groups // (merged // 2) <= _MOST_MERGED_GROUPS):
-        merged //= 2
-        found.append(("native", merged))
-    if groups > 1 and out_per_group <= 2:
-        found.append(("depthwise", groups))
-    return found
-
-
-def merged_group_count(groups: int, in_per_group: int, width: int) -> int:
-    """The group count after merging pairs of groups until each reads ``width`` input channels
-    (or no even count is left)."""
-    merged = groups
-    while merged % 2 == 0 and (groups // merged) * in_per_group < width:
-        merged = merged // 2
-    return merged
-
-
-def merge_groups(weight: torch.Tensor, groups: int, new_groups: int) -> torch.Tensor:
-    """The weight of the same grouped convolution run with ``new_groups`` wider groups.
-
-    Each new group holds ``groups // new_groups`` old ones on its block diagonal; the blocks off
-    the diagonal are zero. Differentiable: gradients reach ``weight`` unchanged.
-    """
-    out_channels, in_per_group, kh, kw = weight.shape
-    ratio = groups // new_groups
-    out_per_group = out_channels // groups
-    eye = torch.eye(ratio, dtype=weight.dtype, device=weight.device).view(1, ratio, 1, ratio, 1, 1, 1)
-    blocks = weight.view(new_groups, ratio, out_per_group, 1, in_per_group, kh, kw) * eye
-    return blocks.reshape(out_channels, ratio * in_per_group, kh, kw)
-
-
-def depthwise_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
-    """A grouped convolution's weight as depthwise filters, one per (input channel, output
-    channel of its group), ordered input channel first: shape ``(C_in * out_per_group, 1, kh, kw)``."""
-    out_channels, in_per_group, kh, kw = weight.shape
-    out_per_group = out_channels // groups
-    per_group = weight.view(groups, out_per_group, in_per_group, kh, kw).transpose(1, 2)
-    return per_group.reshape(groups * in_per_group * out_per_group, 1, kh, kw)
-
-
-def grouped_conv2d(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    groups: int,
-    stride: int,
-    padding: int,
-    dilation: int,
-    method: str,
-    groups_to_run: int,
-) -> torch.Tensor:
-    """``F.conv2d(x, weight, None, stride, padding, dilation, groups)`` computed by ``method``
-    with ``groups_to_run`` groups (see :func:`branch_conv_plan`)."""
-    if method == "depthwise":
-        out_channels, in_per_group = weight.shape[0], weight.shape[1]
-        out_per_group = out_channels // groups
-        y = F.conv2d(x, depthwise_weight(weight, groups), None, stride, padding, dilation, groups * in_per_group)
-        n, h, w = y.shape[0], y.shape[2], y.shape[3]
-        return y.view(n, groups, in_per_group, out_per_group, h, w).sum(2).flatten(1, 2)
-    if groups_to_run != groups:
-        weight = merge_groups(weight, groups, groups_to_run)
-    return F.conv2d(x, weight, None, stride, padding, dilation, groups_to_run)
-
-
-@torch.jit.unused
-def _autotune_allowed(x: torch.Tensor) -> bool:
-    from . import _autotune as autotune
-
-    if torch.compiler.is_compiling() or torch.jit.is_tracing() or not autotune.enabled():
-        return False
-    return x.device.type in ("cpu", "cuda") and _compute_dtype(x) in (torch.float32, torch.bfloat16, torch.float16)
-
-
-@torch.jit.unused
-def _parse_plan(entry: object, groups: Sequence[int]) -> Optional[Tuple[bool, List[Tuple[str, int]]]]:
-    """A cached plan, or None when the entry is missing or not a valid plan for these groups."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("channels_last"), bool):
-        return None
-    branches = entry.get("branches")
-    if not isinstance(branches, list) or len(branches) != len(groups):
-        return None
-    plans = []
-    for branch, g in zip(branches, groups):
-        if not (isinstance(branch, list) and len(branch) == 2 and isinstance(branch[1], int)):
-            return None
-        method, groups_to_run = branch
-        if not ((method == "native" and 0 < groups_to_run <= g and g % groups_to_run == 0)
-                or (method == "depthwise" and groups_to_run == g)):
-            return None
-        plans.append((method, groups_to_run))
-    return entry["channels_last"], plans
-
-
-def _layout_of(x: torch.Tensor) -> torch.memory_format:
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-@torch.jit.unused
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return None
-
-
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype convolutions of ``x`` run in: the autocast dtype inside autocast."""
-    if not torch.jit.is_scripting():
-        autocast_dtype = _autocast_dtype(x.device.type)
-        if autocast_dtype is not None:
-            return autocast_dtype
-    return x.dtype
-
-
-class PSAModule(nn.Module):
+class PSAModule(FastPSA, nn.Module):
     """Pyramid Squeeze Attention, parameter- and output-compatible with the official code.
 
     The state_dict holds ``conv_1`` .. ``conv_4`` (no bias) and one ``se`` (``fc1``/``fc2``).
-    The outputs equal :class:`ReferencePSAModule`'s to float rounding (below 1e-5 relative error
-    in float32, forward and gradients); each branch convolution is computed the way measured
-    fastest for its shape, dtype, layout and device on this machine (:mod:`epsanet.layers._autotune`;
+    With ``fast`` (the default) the forward runs the fast path of :mod:`epsanet.layers._psa_fast`,
+    whose outputs equal the plain formulation's to float rounding (below 1e-5 relative error in
+    float32, forward and gradients): each branch convolution is computed the way measured fastest
+    for its shape, dtype, layout and device on this machine (:mod:`epsanet.layers._autotune`;
     ``EPSANET_AUTOTUNE=0``, ``module.autotune = False``, TorchScript, tracing, ``torch.compile``
     and export use the deterministic rule of :func:`branch_conv_plan`).
 
@@ -217,6 +72,8 @@ class PSAModule(nn.Module):
         stride: stride of every branch.
         dilation: dilation of every branch (padding keeps the spatial size at stride 1).
         se_reduction: reduction of the shared SE gate, whose width is ``out_channels // 4``.
+        fast: compute with the fast path (else as written in :meth:`forward`); also the
+            attribute ``module.fast``.
     """
 
     def __init__(
@@ -228,6 +85,7 @@ class PSAModule(nn.Module):
         stride: int = 1,
         dilation: int = 1,
         se_reduction: int = 16,
+        fast: bool = True,
         device: Optional[torch.device] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
@@ -254,7 +112,7 @@ class PSAModule(nn.Module):
             for k, g in zip(kernel_sizes, groups)
         ]
         self.conv_1, self.conv_2, self.conv_3, self.conv_4 = convs
-        # One SE gate shared by all four branches, as in the official code (its state_dict has one).
+        # ONE SE gate for all four branches, as in the official code (its state_dict has one `se`).
         self.se = SEModule(split, reduction=se_reduction, **dd)
         self.in_channels = in_channels
         self.split = split
@@ -262,206 +120,57 @@ class PSAModule(nn.Module):
         self.groups: List[int] = list(groups)
         self.stride = stride
         self.dilation = dilation
-        # Set False to always use the rule of :func:`branch_conv_plan` (as EPSANET_AUTOTUNE=0 does).
+        self.fast = fast
+        # Fast path only: False always uses the rule of :func:`branch_conv_plan` (as EPSANET_AUTOTUNE=0 does).
         self.autotune = True
         # The BatchNorm that follows, folded in by :func:`epsanet.deploy` (None otherwise).
         self.register_buffer("out_scale", None)
         self.register_buffer("out_shift", None)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            return self._forward_fast(x)
+        # F_i = Conv(k_i × k_i, G_i)(X), i = 1..4, stacked: (N, 4, C/4, H, W).
+        feats = torch.stack([self.conv_1(x), self.conv_2(x), self.conv_3(x), self.conv_4(x)], dim=1)
+        # Z_i = SEWeight(F_i) and att_i = Softmax(Z_i) across the scales: (N, 4, C/4).
+        att = self._scale_attention(feats.mean((3, 4)))
+        # Y_i = F_i ⊙ att_i.
+        weighted = feats * att[:, :, :, None, None]
+        # Out = Cat([Y_4, Y_3, Y_2, Y_1]): reversed, as the official code (the next layer was trained on it).
+        out = weighted.flip(1).flatten(1, 2)
+        out_scale, out_shift = self.out_scale, self.out_shift
+        if out_scale is not None and out_shift is not None:
+            # Deploy form only (:meth:`fold_batchnorm`): the BatchNorm that followed.
+            return out * out_scale + out_shift
+        return out
+
+    def _scale_attention(self, squeezed: torch.Tensor) -> torch.Tensor:
+        """``att`` from the squeezed branches: ``squeezed[:, i]`` is GAP(F_i), shape ``(N, S, C/4)``;
+        returns att_i = Softmax(Z_i) across the S scales, Z_i = SEWeight(F_i), same shape.
+
+        The shared SE gate's 1x1 convolutions act on the squeezed vectors as matrices, so that one
+        call scores every branch (the fast path feeds it all four at once)."""
+        hidden = F.relu(F.linear(squeezed, self.se.fc1.weight.flatten(1), self.se.fc1.bias))
+        gates = torch.sigmoid(F.linear(hidden, self.se.fc2.weight.flatten(1), self.se.fc2.bias))  # Z_i
+        return gates.softmax(dim=1)
+
     def branch_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The softmax weight each branch gives each channel for the module's input ``x``:
+        """The softmax weight att_i each branch gives each channel for the module's input ``x``:
         shape ``(N, 4, out_channels // 4)``, summing to 1 over dim 1. Index ``i`` is branch
         ``conv_{i+1}`` (kernel ``kernel_sizes[i]``), whatever order the forward concatenates in.
 
-        Recomputed plainly from ``conv_1`` .. ``conv_4`` and ``se``, for inspection (see
-        :func:`epsanet.tools.explain.psa_scale_weights`); the forward pass does not call it.
+        For inspection (see :func:`epsanet.tools.explain.psa_scale_weights`); the forward pass does
+        not call it.
         """
-        gates = [self.se.gate(conv(x)) for conv in (self.conv_1, self.conv_2, self.conv_3, self.conv_4)]
-        return torch.stack(gates, dim=1).flatten(2).softmax(dim=1)
-
-    @torch.no_grad()
-    def fold_batchnorm(self, bn: nn.BatchNorm2d) -> None:
-        """Fold the eval-mode BatchNorm that follows this module into its output (inference
-        only; see :func:`epsanet.deploy`): the attention weights absorb its scale and the final
-        multiply adds its shift, so the BatchNorm's own pass over the output disappears."""
-        if self.out_scale is not None:
-            raise ValueError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
-        if bn.num_features != 4 * self.split or bn.running_mean is None or bn.running_var is None:
-            raise ValueError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and the "
-                             f"BatchNorm needs running statistics")
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -bn.running_mean * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
-        shape = (1, 4 * self.split, 1, 1)
-        self.register_buffer("out_scale", scale.detach().reshape(shape).clone())
-        self.register_buffer("out_shift", shift.detach().reshape(shape).clone())
-
-    def _default_plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
-        # oneDNN's backward passes of grouped convolutions are 3-10x slower on NCHW than on
-        # channels_last tensors, so by default training on CPU runs the branches channels_last.
-        channels_last = x.is_contiguous(memory_format=torch.channels_last) or (
-            x.device.type == "cpu" and torch.is_grad_enabled())
-        dtype = _compute_dtype(x)
-        plans: List[Tuple[str, int]] = []
-        for groups, kernel_size in zip(self.groups, self.kernel_sizes):
-            plans.append(branch_conv_plan(self.in_channels // groups, self.split // groups, groups, kernel_size,
-                                          x.device.type, dtype))
-        return channels_last, plans
-
-    def _plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
-        """``(run channels_last, [(method, groups_to_run)] per branch)``: measured (see
-        :mod:`epsanet.layers._autotune`) unless autotuning is off or the module is being scripted,
-        traced, compiled or exported, where the rule of :func:`branch_conv_plan` decides."""
-        if not torch.jit.is_scripting():
-            if self.autotune and _autotune_allowed(x):
-                return self._tuned_plan(x)
-        return self._default_plan(x)
-
-    @torch.jit.unused
-    def _tuned_plan(self, x: torch.Tensor) -> Tuple[bool, List[Tuple[str, int]]]:
-        from . import _autotune as autotune
-
-        dtype = _compute_dtype(x)
-        training = torch.is_grad_enabled() and (
-            x.requires_grad or any(w.requires_grad for w in self._conv_weights()))
-        key = self._autotune_key(x, dtype, training)
-        plan = _parse_plan(autotune.lookup(x.device.type, key), self.groups)
-        if plan is None:
-            plan, times_ms = self._measure_plan(x, training)
-            autotune.store(x.device.type, key, {"channels_last": plan[0], "branches": [list(p) for p in plan[1]],
-                                                "times_ms": times_ms})
-        return plan
-
-    @torch.jit.unused
-    def _autotune_key(self, x: torch.Tensor, dtype: torch.dtype, training: bool) -> str:
-        n, c, h, w = x.shape
-        layout = "channels_last" if _layout_of(x) == torch.channels_last else "nchw"
-        batch = f"batch={n}" if n < _TUNING_BATCH else f"batch>={_TUNING_BATCH}"
-        return (f"psa {'train' if training else 'infer'} {str(dtype).replace('torch.', '')} {layout} "
-                f"threads={torch.get_num_threads()} {batch} in={c}x{h}x{w} out={self.split} "
-                f"k={self.kernel_sizes} g={self.groups} stride={self.stride} dilation={self.dilation}")
-
-    def _conv_weights(self) -> List[torch.Tensor]:
-        return [self.conv_1.weight, self.conv_2.weight, self.conv_3.weight, self.conv_4.weight]
-
-    @torch.jit.unused
-    def _measure_plan(
-        self, x: torch.Tensor, training: bool
-    ) -> Tuple[Tuple[bool, List[Tuple[str, int]]], Dict[str, Dict[str, float]]]:
-        """Time every candidate computation of every branch in both memory formats, then the
-        whole module with each format's fastest branches (the format conversions included).
-        Returns the plan and what each candidate took (ms, for the cache file: a record of why)."""
-        from . import _autotune as autotune
-
-        def timed(call, inp):
-            if not training:
-                def run():
-                    with torch.no_grad():
-                        call(inp, weights)
-                return run
-            grad_outputs = []
-
-            def run_with_backward():
-                xi = inp.detach().requires_grad_(x.requires_grad)
-                params = [w.detach().requires_grad_() for w in weights]
-                with torch.enable_grad():
-                    out = call(xi, params)
-                    if not grad_outputs:
-                        grad_outputs.append(torch.randn_like(out))
-                    torch.autograd.grad(out, params + ([xi] if x.requires_grad else []), grad_outputs[0],
-                                        allow_unused=True)
-            return run_with_backward
-
-        source = x.detach()[:_TUNING_BATCH]
-        weights = [w.detach() for w in self._conv_weights()]
-        layouts = {False: source.contiguous(), True: source.contiguous(memory_format=torch.channels_last)}
-        best: Dict[bool, List[Tuple[str, int]]] = {False: [], True: []}
-        report: Dict[str, Dict[str, float]] = {}
-        for index, (groups, kernel_size) in enumerate(zip(self.groups, self.kernel_sizes)):
-            runs = {}
-            for channels_last, inp in layouts.items():
-                for method, groups_to_run in branch_conv_candidates(self.in_channels // groups, self.split // groups,
-                                                                    groups):
-                    def call(xi, params, index=index, method=method, groups_to_run=groups_to_run, groups=groups,
-                             kernel_size=kernel_size):
-                        return grouped_conv2d(xi, params[index], groups, self.stride,
-                                              self.dilation * (kernel_size // 2), self.dilation, method, groups_to_run)
-                    runs[(channels_last, method, groups_to_run)] = timed(call, inp)
-            times = autotune.time_candidates(runs, x.device)
-            label = f"branch {index + 1} k{kernel_size} g{groups}"
-            autotune.log_times(label, times)
-            report[label] = {f"{'channels_last' if key[0] else 'nchw'} {key[1]} {key[2]}": round(t * 1e3, 3)
-                             for key, t in times.items()}
-            for channels_last in layouts:
-                best[channels_last].append(min((t, key[1:]) for key, t in times.items() if key[0] == channels_last)[1])
-        wholes = {}
-        for channels_last in layouts:
-            def whole(xi, params, channels_last=channels_last):
-                # The module as forward runs it: from the caller's layout, in this one, and back.
-                xi = xi.contiguous(memory_format=torch.channels_last) if channels_last else xi.contiguous()
-                out = self._attend_branches(xi, best[channels_last], params)
-                return out.contiguous(memory_format=_layout_of(source))
-            wholes[channels_last] = timed(whole, source)
-        times = autotune.time_candidates(wholes, x.device)
-        autotune.log_times("module", times)
-        report["module"] = {"channels_last" if key else "nchw": round(t * 1e3, 3) for key, t in times.items()}
-        channels_last = times[True] < times[False]
-        return (channels_last, best[channels_last]), report
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels_last, plans = self._plan(x)
-        weights = self._conv_weights()
-        input_channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        # The branches may run in the other layout; the output is handed back in the input's
-        # (the autotuner's measurement of the whole module includes these copies).
-        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
-        out = self._attend_branches(x, plans, weights)
-        if input_channels_last:
-            return out.contiguous(memory_format=torch.channels_last)
-        return out.contiguous()
-
-    def _attend_branches(
-        self, x: torch.Tensor, plans: List[Tuple[str, int]], weights: List[torch.Tensor]
-    ) -> torch.Tensor:
-        # Branch 4 first: the official code concatenates the weighted branches in reverse, and
-        # the next layer (bn2, conv3) was trained on that channel order.
-        branches: List[torch.Tensor] = []
-        for index in [3, 2, 1, 0]:
-            method, groups_to_run = plans[index]
-            kernel_size = self.kernel_sizes[index]
-            branches.append(grouped_conv2d(x, weights[index], self.groups[index], self.stride,
-                                           self.dilation * (kernel_size // 2), self.dilation, method, groups_to_run))
-        feats = torch.cat(branches, 1)
-        n = feats.shape[0]
-        # The shared SE gate on all four branches at once: (N * 4, C / 4) rows through fc1, fc2.
-        squeezed = feats.mean((2, 3)).view(n * 4, self.split)
-        hidden = F.relu(F.linear(squeezed, self.se.fc1.weight.flatten(1), self.se.fc1.bias))
-        gates = torch.sigmoid(F.linear(hidden, self.se.fc2.weight.flatten(1), self.se.fc2.bias))
-        attention = gates.view(n, 4, self.split).softmax(1).view(n, 4 * self.split, 1, 1)
-        out_scale, out_shift = self.out_scale, self.out_shift
-        if out_scale is not None and out_shift is not None:
-            # Deploy form (:func:`epsanet.deploy`): the following BatchNorm in the same pass.
-            return torch.addcmul(out_shift, feats, attention * out_scale)
-        return feats * attention
+        squeezed = torch.stack([conv(x).mean((2, 3)) for conv in (self.conv_1, self.conv_2, self.conv_3, self.conv_4)],
+                               dim=1)
+        return self._scale_attention(squeezed)
 
 
 class ReferencePSAModule(PSAModule):
-    """The official PSA formulation written plainly: four native grouped convolutions, four calls
-    of the shared SE gate, a softmax across the stacked branches and a reversed concatenation.
+    """:class:`PSAModule` computed as written in its forward (``fast=False``): the official
+    formulation, plainly. Same constructor (without ``fast``), parameters and state_dict; for
+    tests and benchmarks (``create_model(..., psa_layer="psa_reference")``)."""
 
-    Same constructor, parameters and state_dict as :class:`PSAModule`; for tests and benchmarks
-    (``create_model(..., psa_layer="psa_reference")``).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [self.conv_1(x), self.conv_2(x), self.conv_3(x), self.conv_4(x)]
-        feats = torch.stack(branches, dim=1)  # (N, 4, C/4, H, W)
-        scores = torch.stack([self.se.gate(b) for b in branches], dim=1)  # (N, 4, C/4, 1, 1)
-        weighted = feats * scores.softmax(dim=1)
-        return weighted.flip(1).flatten(1, 2)
-
-    def fold_batchnorm(self, bn: nn.BatchNorm2d) -> None:
-        raise TypeError("the reference PSA formulation keeps its BatchNorm: fold into a PSAModule instead")
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, fast=False, **kwargs)

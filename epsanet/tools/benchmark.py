@@ -12,10 +12,8 @@ import contextlib
 import copy
 import os
 import re
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -29,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 from .._utils.device import resolve_device
 from .._utils.files import atomic_file
 from .._utils.optional import require
+from .._utils.timing import time_interleaved
 from ..layers import PSAModule
 from ..layers import _autotune as autotune
 from ..models import create_model
@@ -155,11 +154,6 @@ def candidates(
     return result
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _onnx_runner(model: nn.Module, setting: Setting, img_size: int) -> Optional[Callable[[], None]]:
     if setting.train or setting.dtype != "fp32":
         return None  # onnxruntime's CPU provider runs float32 inference
@@ -273,22 +267,10 @@ def run_benchmark(
         by_label = {cand.label: cand for cand in cands}
         runners = {label: _runner(by_label[label], model, setting, img_size, device) for label, model in models.items()}
         runners = {label: run for label, run in runners.items() if run is not None}
-        for run in runners.values():
-            for _ in range(warmup):
-                run()
-        times: Dict[str, List[float]] = {label: [] for label in runners}
-        labels = list(runners)
-        for round_index in range(repeats):
-            shift = round_index % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                _synchronize(device)
-                start = time.perf_counter()
-                runners[label]()
-                _synchronize(device)
-                times[label].append(time.perf_counter() - start)
-            log(f"{setting.name}: round {round_index + 1}/{repeats}")
+        medians = time_interleaved(runners, repeats, warmup=warmup, device=device,
+                                   on_round=lambda done, name=setting.name: log(f"{name}: round {done}/{repeats}"))
         for label, run in runners.items():
-            seconds = statistics.median(times[label])
+            seconds = medians[label]
             results[label][setting.name] = {
                 "images_per_s": setting.batch_size / seconds,
                 "latency_ms": seconds * 1e3,

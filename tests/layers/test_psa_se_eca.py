@@ -1,8 +1,17 @@
 """Attention layers: shapes, official layout, gradients, registry."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from epsanet.layers import ECAModule, PSAModule, SEModule, adaptive_kernel_size, create_attention, list_attention
+from epsanet.layers import (
+    ECAModule,
+    PSAModule,
+    ReferencePSAModule,
+    SEModule,
+    adaptive_kernel_size,
+    create_attention,
+    list_attention,
+)
 
 
 def test_psa_state_dict_has_four_branch_convs_and_one_shared_se():
@@ -33,6 +42,34 @@ def test_psa_concatenates_the_weighted_branches_in_reverse_order():
     weights = torch.stack([psa.se.gate(b) for b in branches], 1).softmax(1)
     expected = torch.cat([branches[i] * weights[:, i] for i in (3, 2, 1, 0)], 1)
     torch.testing.assert_close(psa(x), expected)
+
+
+def test_the_plain_formulation_is_the_papers_equations_with_the_official_quirks():
+    psa = ReferencePSAModule(16, 32, groups=(1, 2, 4, 8), stride=2, se_reduction=4).double()
+    x = torch.randn(2, 16, 7, 6, dtype=torch.float64)
+    convs, se = [psa.conv_1, psa.conv_2, psa.conv_3, psa.conv_4], psa.se
+    # F_i = Conv(k_i x k_i, G_i)(X), every branch on the whole input
+    feats = [F.conv2d(x, c.weight, None, 2, k // 2, 1, g) for c, k, g in zip(convs, (3, 5, 7, 9), (1, 2, 4, 8))]
+    # Z_i = SEWeight(F_i), as the official SEWeightModule, one SE for all branches
+    scores = [torch.sigmoid(se.fc2(F.relu(se.fc1(F.adaptive_avg_pool2d(f, 1))))) for f in feats]
+    # att_i = Softmax(Z_i) across the scales
+    exps = [score.exp() for score in scores]
+    atts = [e / sum(exps) for e in exps]
+    # Y_i = F_i * att_i; Out = Cat([Y_4, Y_3, Y_2, Y_1])
+    expected = torch.cat([feats[i] * atts[i] for i in (3, 2, 1, 0)], dim=1)
+    torch.testing.assert_close(psa(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+def test_branch_weights_are_the_weights_the_forward_applies(fast):
+    psa = PSAModule(16, 16, groups=(1, 2, 4, 4), se_reduction=2, fast=fast).double().eval()
+    x = torch.randn(3, 16, 6, 5, dtype=torch.float64)
+    weights = psa.branch_weights(x)
+    assert weights.shape == (3, 4, 4)
+    torch.testing.assert_close(weights.sum(1), torch.ones(3, 4, dtype=torch.float64))
+    branches = [psa.conv_1(x), psa.conv_2(x), psa.conv_3(x), psa.conv_4(x)]
+    applied = torch.cat([branches[i] * weights[:, i, :, None, None] for i in (3, 2, 1, 0)], dim=1)
+    torch.testing.assert_close(psa(x), applied, rtol=1e-12, atol=1e-12)
 
 
 def test_psa_with_dilation_keeps_the_spatial_size():
