@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_config(args: argparse.Namespace) -> DetectionConfig:
+def demo_config(args: argparse.Namespace) -> "DetectionConfig":
     """The `detect train` configuration of the demo, on the shapes set (written first if missing)."""
     root = Path(args.output_dir)
     splits = shapes_splits(root / "shapes") if (root / "shapes").exists() else make_shapes_dataset(root / "shapes")

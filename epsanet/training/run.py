@@ -30,10 +30,11 @@ __all__ = ["CHECKPOINT", "RUN_OPTIONS", "NonFiniteError", "RunFolder", "RunningS
 
 CHECKPOINT = "last.pth"
 
-# The command-line options of a run, declared once for `epsanet train` and `epsanet detect train`.
+# The command-line options of a run, declared once for `epsanet train` and `epsanet detect train`
+# (and --amp for the evaluations too).
 RUN_OPTIONS: Dict[str, Dict[str, Any]] = {
-    "--amp": dict(help="mixed precision: bf16, fp16 (CUDA, with gradient scaling) or auto = bf16 on CPU and on "
-                       "GPUs that support it, else fp16 (default: off)",
+    "--amp": dict(help="mixed precision: bf16, fp16 (CUDA; training scales the gradients) or auto = bf16 on CPU "
+                       "and on GPUs that support it, else fp16 (default: off)",
                   nargs="?", const="auto", choices=["auto", "bf16", "fp16"]),
     "--resume": dict(help="continue a run: without a value, the run in --output-dir (or start it if it has no "
                           "checkpoint yet); with a value, that checkpoint", nargs="?", const="auto",
