@@ -57,33 +57,35 @@ def start_run(output_dir: Union[str, Path], *, resume: Optional[str], overwrite:
     refused with a :class:`~epsanet._utils.lock.FolderInUseError` naming the holder. ``command``
     (``"epsanet train"``) is what the lock says holds it.
     """
-    folder = RunFolder(output_dir, resume=resume, overwrite=overwrite)
     env = setup_environment(device)
     try:
-        with folder.held(env, command):
+        folder = RunFolder(output_dir, env, resume=resume, overwrite=overwrite)
+        with folder.held(command):
             yield folder
     finally:
         teardown_environment(env)
 
 
 class RunFolder:
-    """A run's output folder: what to continue from, its checkpoint, its one-line stops.
+    """A run's output folder, as the process of ``env`` sees it: what to continue from, its
+    checkpoint, its one-line stops.
 
     Without ``resume``, a folder that already holds a run is refused, unless ``overwrite``
     replaces it. ``resume="auto"`` continues the run in the folder, or starts it when it has no
     checkpoint yet; any other ``resume`` is the checkpoint to continue from.
     """
 
-    def __init__(self, path: Union[str, Path], *, resume: Optional[str] = None, overwrite: bool = False) -> None:
+    def __init__(self, path: Union[str, Path], env: Environment, *, resume: Optional[str] = None,
+                 overwrite: bool = False) -> None:
         if resume is not None and overwrite:
             raise InvalidArgumentError("--resume continues the run in --output-dir and --overwrite replaces it: "
                                        "pass one of them")
         require_output_folder(path, "--output-dir")
         self.path = Path(path)
+        self.env = env
         self.checkpoint = self.path / CHECKPOINT
         self.resume = resume
         self.overwrite = overwrite
-        self.env = Environment(torch.device("cpu"))
         self.resume_from = self._resume_from()  # refused before anything is built or written
 
     def _resume_from(self) -> Optional[Path]:
@@ -98,20 +100,26 @@ class RunFolder:
         return Path(self.resume)
 
     @contextlib.contextmanager
-    def held(self, env: Environment, command: str) -> Iterator["RunFolder"]:
-        """The folder held by the first process of ``env`` inside the block (see :func:`start_run`);
-        with ``overwrite``, the previous run's files are deleted once it is held."""
-        self.env = env
-        if not env.is_main:
+    def held(self, command: str) -> Iterator["RunFolder"]:
+        """The folder held by the first process inside the block (see :func:`start_run`); with
+        ``overwrite``, the previous run's files are deleted once it is held."""
+        if not self.env.is_main:
             yield self
             return
         with exclusive_folder(self.path, command):
             self.resume_from = self._resume_from()  # again: another run may have written it before it was held
             if self.overwrite and path_kind(self.path).kind is Kind.TRAINING_RUN:
-                for entry in self.path.iterdir():
-                    if entry.name != LOCK_FILE:
-                        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                self._delete_run()
             yield self
+
+    def _delete_run(self) -> None:
+        for entry in self.path.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def log(self, message: str) -> None:
         """Print ``message`` once (on the first process), above any progress bar."""
