@@ -189,7 +189,7 @@ def _fine_tune(config: DetectionConfig, folder: RunFolder) -> Dict[str, CocoMetr
 
     folder.log(f"{config.model} on {config.backbone}: {len(train_set)} training images, {len(val_set)} validation "
                f"images, {env.world_size} process(es) x {config.batch_size} images, lr {lr:g}, {env.device}"
-               + (f", AMP {config.amp}" if precision.dtype else ""))
+               + (f", AMP {str(precision.dtype).removeprefix('torch.')}" if precision.dtype else ""))
     metrics: Dict[str, CocoMetrics] = {}
     if start_epoch >= config.epochs:
         folder.log(f"{folder.resume_from} already finished its {config.epochs} epochs: raise --epochs to train on")
