@@ -151,9 +151,9 @@ class RunFolder:
         try:
             yield
         except NonFiniteError as e:
-            kept = f"the last good checkpoint is {self.checkpoint} (after epoch {epoch})" if epoch > 0 \
-                else "no checkpoint was written"
-            raise NonFiniteError(f"epoch {epoch + 1}: {e}; {kept}, continue from it with --resume") from None
+            kept = f"the last good checkpoint is {self.checkpoint} (after epoch {epoch}), continue from it with " \
+                "--resume" if epoch > 0 else "no checkpoint was written"
+            raise NonFiniteError(f"epoch {epoch + 1}: {e}; {kept}") from None
 
 
 class RunningSums:

@@ -233,6 +233,14 @@ def test_overwrite_replaces_the_run_in_the_folder(finished_run, shapes, tmp_path
     assert sorted(p.name for p in out.iterdir()) == [".lock", "last.pth", "log.jsonl", "metrics.json"]
 
 
+def test_a_loss_that_becomes_non_finite_stops_the_run_in_one_line(shapes, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick_run(shapes, out, "--epochs", "1", "--lr", "1e30", "--warmup-iters", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("epsanet detect: error: epoch 1: the ") and err.count("\n") == 1, err
+    assert err.endswith("no checkpoint was written\n") and not out.exists()
+
+
 def test_the_library_holds_the_run_folder_as_the_command_does(shapes, tmp_path):
     config = config_from_arguments(build_parser().parse_args(quick_run(shapes, tmp_path / "run")))
     with exclusive_folder(tmp_path / "run", "another run"):
