@@ -1,6 +1,6 @@
 """COCO metrics of a fine-tuned detector: ``epsanet detect eval``.
 
-    python eval/eval_detection.py runs/detection/checkpoint.pth --images DIR --ann FILE --output metrics.json
+    python eval/eval_detection.py runs/detection/last.pth --images DIR --ann FILE --output metrics.json
 
 Run with ``--help`` for every option.
 """

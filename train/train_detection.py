@@ -2,6 +2,7 @@
 
     python train/train_detection.py --train-images DIR --train-ann FILE --val-images DIR --val-ann FILE
     torchrun --nproc_per_node=8 train/train_detection.py ... --amp
+    python train/train_detection.py ... --output-dir runs/detection --resume    # continue the run there
 
 Run with ``--help`` for every option.
 """

@@ -8,6 +8,7 @@ import torch
 
 from .._utils.files import write_json
 from .._utils.optional import require
+from .._utils.sizes import require_image_size
 from ..tools.benchmark import (
     as_json,
     candidates,
@@ -50,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.warmup < 0:
         raise ValueError(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and {args.warmup}")
-    if args.img_size < 32:
-        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+    require_image_size(args.img_size)
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {args.threads}")

@@ -5,24 +5,21 @@
     epsanet detect shapes data/shapes-yolo --format yolo   # Ultralytics' layout: images/, labels/, data.yaml
     epsanet detect train --train-images data/shapes/train --train-ann data/shapes/annotations/instances_train.json \
         --val-images data/shapes/val --val-ann data/shapes/annotations/instances_val.json --output-dir runs/shapes
-    epsanet detect eval runs/shapes/checkpoint.pth --images ... --ann ... --output metrics.json
+    epsanet detect train ... --output-dir runs/shapes --resume               # continue the run in runs/shapes
+    epsanet detect eval runs/shapes/last.pth --images ... --ann ... --output metrics.json
 
 Under torchrun (``torchrun --nproc_per_node=N -m epsanet detect train ...``) training and
 evaluation run on N processes with DDP.
 """
 import argparse
-import contextlib
-import os
 from pathlib import Path
 
-import torch.distributed as dist
-
-from .._utils.lock import exclusive_folder
 from .._utils.optional import MissingDependencyError
 from .._utils.paths import require_output_folder
 
 try:
-    from ..detection.engine import add_eval_arguments, add_train_arguments, evaluate_checkpoint, train
+    from ..detection.config import DetectionConfig, add_eval_arguments, add_train_arguments, config_from_arguments
+    from ..detection.engine import evaluate_checkpoint, train
     from ..detection.shapes import LAYOUTS, make_shapes_dataset, shapes_splits
 except MissingDependencyError as e:  # pycocotools comes with the `detection` extra; other commands work without it
     MISSING = e
@@ -30,11 +27,12 @@ else:
     MISSING = None
 
 # The demo: Faster R-CNN on epsanet50_small from scratch, small images and 128 RoIs per image
-# (a few shapes per image need no more), so that it learns in minutes on a CPU.
+# (a few shapes per image need no more), so that it learns in minutes on a CPU. The demo continues the
+# run already in OUTPUT_DIR/run (a finished one is not trained again), unless --overwrite is given.
 DEMO_RECIPE = (
     "--model", "fasterrcnn_fpn", "--backbone", "epsanet50_small", "--min-size", "128", "--max-size", "192",
     "--batch-size", "4", "--lr", "0.02", "--warmup-iters", "50", "--epochs", "4", "--lr-steps", "3",
-    "--eval-every", "2", "--amp", "--detector-kwargs", '{"box_batch_size_per_image": 128}',
+    "--eval-every", "2", "--amp", "auto", "--detector-kwargs", '{"box_batch_size_per_image": 128}',
 )
 
 
@@ -58,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo = sub.add_parser("demo", help="write the shapes set and fine-tune Faster R-CNN on epsanet50_small on it",
                           description="The detection demo: writes the shapes set to OUTPUT_DIR/shapes (unless it is "
                                       "there) and fine-tunes Faster R-CNN on epsanet50_small from scratch into "
-                                      f"OUTPUT_DIR/run with `detect train {' '.join(DEMO_RECIPE)}`.")
+                                      f"OUTPUT_DIR/run with `detect train {' '.join(DEMO_RECIPE)}`, continuing the "
+                                      "run already there unless --overwrite is given.")
     demo.add_argument("output_dir", nargs="?", default="runs/detection-demo", help="default: %(default)s")
     demo.add_argument("train_options", nargs=argparse.REMAINDER,
                       help="after OUTPUT_DIR, `detect train` options that replace the demo's (e.g. --epochs 2)")
@@ -82,30 +81,28 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "yolo":
             print(f"data: {splits['train']['data_yaml']}")
         return 0
-    try:
-        if args.detect_command == "eval":
-            evaluate_checkpoint(args)
-        else:
-            require_output_folder(args.output_dir, "output folder" if args.detect_command == "demo" else "--output-dir")
-            train_args = _demo_arguments(args) if args.detect_command == "demo" else args
-            # The first process (torchrun's RANK 0) writes the run folder and holds it for the run.
-            first = int(os.environ.get("RANK", "0")) == 0
-            with exclusive_folder(train_args.output_dir, "epsanet detect train") if first else contextlib.nullcontext():
-                train(train_args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    if args.detect_command == "eval":
+        evaluate_checkpoint(args.checkpoint, args.images, args.ann, batch_size=args.batch_size, workers=args.workers,
+                            device=args.device, amp=args.amp, progress=args.progress, output=args.output)
+    elif args.detect_command == "demo":
+        require_output_folder(args.output_dir, "output folder")
+        train(demo_config(args))
+    else:
+        train(config_from_arguments(args))
     return 0
 
 
-def _demo_arguments(args: argparse.Namespace) -> argparse.Namespace:
-    """The `detect train` arguments of the demo, on the shapes set (written first if missing)."""
+def demo_config(args: argparse.Namespace) -> "DetectionConfig":
+    """The `detect train` configuration of the demo, on the shapes set (written first if missing)."""
     root = Path(args.output_dir)
     splits = shapes_splits(root / "shapes") if (root / "shapes").exists() else make_shapes_dataset(root / "shapes")
     parser = argparse.ArgumentParser(prog="epsanet detect demo")
     add_train_arguments(parser)
-    return parser.parse_args([
+    options = parser.parse_args([
         "--train-images", str(splits["train"]["images"]), "--train-ann", str(splits["train"]["annotations"]),
         "--val-images", str(splits["val"]["images"]), "--val-ann", str(splits["val"]["annotations"]),
         *DEMO_RECIPE, "--output-dir", str(root / "run"), *args.train_options,
     ])
+    if options.resume is None and not options.overwrite:
+        options.resume = "auto"
+    return config_from_arguments(options)

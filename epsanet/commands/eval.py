@@ -3,6 +3,8 @@ with the preprocessing of its pretrained configuration."""
 import argparse
 import json
 
+from ..training.run import RUN_OPTIONS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
@@ -18,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int,
                         help="data loading processes (default: the CPUs this process may use, at most 8)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
-    parser.add_argument("--amp", nargs="?", const="auto", choices=["auto", "bf16", "fp16"],
-                        help="mixed precision (default: off)")
+    parser.add_argument("--amp", **RUN_OPTIONS["--amp"])
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--skip-corrupt", action="store_true",
                         help="skip unreadable images and count them instead of stopping with an error")

@@ -6,6 +6,7 @@ import torch
 
 from .._utils.optional import require
 from .._utils.paths import WrongKindError, path_kind
+from .._utils.sizes import require_image_size
 from ..tools.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
 
 
@@ -35,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"the directory of {args.output} does not exist: create it first")
     if args.output.endswith(".onnx"):
         require("onnxruntime", "export", "checking an ONNX export")
-    if args.img_size < 32:
-        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+    require_image_size(args.img_size)
     model = load_model(args.model, args.pretrained, args.checkpoint, num_classes=args.num_classes).eval()
     if not args.no_fuse_bn:
         model = fuse_batchnorm(model)

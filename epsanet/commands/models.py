@@ -3,6 +3,7 @@ import argparse
 import json
 from typing import Optional
 
+from .._utils.sizes import require_image_size
 from ..models import create_model, list_models
 from ..tools.stats import count_macs, count_params
 from ..weights.catalogue import model_info, weights_entries
@@ -15,8 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.img_size < 32:
-        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+    require_image_size(args.img_size)
     names = list_models(args.pattern)
     if not names:
         raise ValueError(f"no model matches {args.pattern!r}: see `epsanet models`")

@@ -20,7 +20,7 @@ from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxP
 from ..models import create_model
 from ..weights.checkpoint import check_state_dict, read_state_dict
 
-__all__ = ["fpn_backbone", "BackboneWeights"]
+__all__ = ["fpn_backbone", "backbone_for_fine_tuning", "BackboneWeights"]
 
 BackboneWeights = Union[WeightsEnum, str, os.PathLike]
 ExtraBlocks = Union[ExtraFPNBlock, Callable[[int], ExtraFPNBlock]]
@@ -68,19 +68,8 @@ def fpn_backbone(
         progress: show a progress bar while downloading weights.
     """
     if isinstance(backbone, str):
-        trained = weights is not None
-        model = _backbone_model(backbone, weights, progress)
-        if trained:
-            model = freeze_batch_norm_2d(model)
-        if not trained and trainable_layers not in (None, 5):
-            warnings.warn(
-                f"trainable_layers={trainable_layers} has no effect on a backbone without weights: "
-                "training all its layers (trainable_layers=5)",
-                stacklevel=2,
-            )
-            trainable_layers = None
-        if trainable_layers is None:
-            trainable_layers = DEFAULT_TRAINABLE_LAYERS if trained else 5
+        model, trainable_layers = backbone_for_fine_tuning(backbone, weights, trainable_layers=trainable_layers,
+                                                           progress=progress)
     else:
         if weights is not None:
             raise ValueError("weights are for a backbone given by name: load them into the model you pass instead")
@@ -105,6 +94,37 @@ def fpn_backbone(
             if not name.startswith(trained_prefixes):
                 parameter.requires_grad_(False)
     return fpn
+
+
+def backbone_for_fine_tuning(
+    name: str,
+    weights: Optional[BackboneWeights] = None,
+    *,
+    trainable_layers: Optional[int] = None,
+    load_weights: bool = True,
+    progress: bool = True,
+) -> Tuple[nn.Module, int]:
+    """The zoo model ``name`` as a detector's backbone starts, and how many stages to train.
+
+    As torchvision's detectors: a backbone with ``weights`` has its BatchNorm frozen
+    (``FrozenBatchNorm2d``) and trains its last :data:`DEFAULT_TRAINABLE_LAYERS` stages by
+    default; one without trains every layer. ``load_weights=False`` gives the layout of a backbone
+    with weights without reading them, to load a fine-tuned detector into.
+    """
+    trained = weights is not None
+    model = _backbone_model(name, weights, progress) if load_weights else create_model(name)
+    if trained:
+        model = freeze_batch_norm_2d(model)
+    elif trainable_layers not in (None, 5):
+        warnings.warn(
+            f"trainable_layers={trainable_layers} has no effect on a backbone without weights: "
+            "training all its layers (trainable_layers=5)",
+            stacklevel=3,
+        )
+        trainable_layers = None
+    if trainable_layers is None:
+        trainable_layers = DEFAULT_TRAINABLE_LAYERS if trained else 5
+    return model, trainable_layers
 
 
 def _extra_blocks(extra_blocks: Optional[ExtraBlocks], last_stage_channels: int) -> ExtraFPNBlock:

@@ -7,8 +7,9 @@
     report = evaluate_model(str(result.best_dir), "digits")      # top-1/top-5, per class, img/s
 """
 from .config import RECIPES, TrainConfig, add_train_arguments, resolve_config
-from .engine import NonFiniteError, TrainResult, train
+from .engine import TrainResult, train
 from .evaluate import EvalResult, evaluate, evaluate_model
+from .run import NonFiniteError
 
 __all__ = [
     "RECIPES", "TrainConfig", "add_train_arguments", "resolve_config", "NonFiniteError", "TrainResult",

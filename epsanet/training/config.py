@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .data import DIGITS, default_workers
+from .run import RUN_OPTIONS
 
 __all__ = ["TrainConfig", "RECIPES", "add_train_arguments", "resolve_config", "scaled_lr", "lr_for"]
 
@@ -76,6 +77,7 @@ class TrainConfig:
     skip_corrupt: bool = False
     output_dir: Optional[str] = None
     resume: Optional[str] = None
+    overwrite: bool = False
     log_interval: int = 10
     explain_every: int = 0
     # filled in by resolve_config
@@ -224,9 +226,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("runtime")
     add(g, "--device", "cpu, cuda or auto (default: auto = cuda when available); under torchrun each "
         "process takes cuda:LOCAL_RANK")
-    add(g, "--amp", "mixed precision: bf16, fp16 (CUDA, with gradient scaling) or auto = bf16 on CPU and "
-        "on GPUs that support it, else fp16 (default: off)", nargs="?", const="auto",
-        choices=["auto", "bf16", "fp16"])
+    add(g, "--amp", **RUN_OPTIONS["--amp"])
     add(g, "--channels-last", "channels_last memory format", action=argparse.BooleanOptionalAction)
     add(g, "--compile", "torch.compile the model", action=argparse.BooleanOptionalAction)
     add(g, "--grad-checkpointing", "recompute activations in the backward pass to save memory",
@@ -238,8 +238,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(g, "--seed", "random seed: the data order and augmentation depend only on it and the epoch "
         "(default: 0)", type=int)
     add(g, "--output-dir", "run folder: config, checkpoints, metrics, best model (default: runs/<data>-<model>)")
-    add(g, "--resume", "continue a run: without a value, the run in --output-dir (or start it if it has no "
-        "checkpoint yet); with a value, that checkpoint", nargs="?", const="auto", metavar="CHECKPOINT")
+    add(g, "--resume", **RUN_OPTIONS["--resume"])
+    add(g, "--overwrite", **RUN_OPTIONS["--overwrite"])
     add(g, "--log-interval", "steps between progress updates and loss checks (default: 10)", type=int)
     add(g, "--explain-every", "every N epochs, save the Grad-CAM grid of a fixed set of validation images as "
         "explain/epoch_<N>.png in the run folder (needs `pip install 'epsanet[explain]'`; default: 0 = off)",

@@ -168,8 +168,10 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def create_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int, world_size: int = 1,
-                  rank: int = 0, seed: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A loader over this process's share of ``dataset``, yielding ``(images, targets, unreadable)``.
+                  rank: int = 0, seed: int = 0, pin_memory: bool = False,
+                  collate_fn: Callable = collate_readable) -> DataLoader:
+    """A loader over this process's share of ``dataset``, its batches made by ``collate_fn``
+    (by default ``(images, targets, unreadable)``, see :func:`collate_readable`).
 
     Training shuffles with :class:`DistributedSampler` (order = f(seed, epoch)) and drops the last
     incomplete batch; call :func:`set_loader_epoch` before each epoch. Evaluation keeps every
@@ -180,7 +182,7 @@ def create_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: in
     else:  # every world_size-th sample from rank: each one once (DistributedSampler pads with repeats)
         sampler = range(rank, len(dataset), world_size)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_readable,
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_fn,
         pin_memory=pin_memory, drop_last=train, generator=torch.Generator(),
     )
 

@@ -25,40 +25,28 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .._utils.files import save_checkpoint, write_json
-from .._utils.lock import exclusive_folder
-from .._utils.paths import require_checkpoint, require_output_folder
+from .._utils.files import write_json
 from ..hub.pretrained import save_pretrained
 from ..hub.sources import create_model_for_training, record_preprocessing
 from ..weights.checkpoint import load_training_checkpoint
 from .config import TrainConfig, lr_for
 from .data import build_dataset, check_unreadable, create_loader, set_loader_epoch
-from .distributed import (
-    Environment,
-    all_reduce_sum,
-    gather_objects,
-    resolve_precision,
-    setup_environment,
-    teardown_environment,
-)
+from .distributed import all_reduce_sum, resolve_precision
 from .evaluate import EvalResult, evaluate
 from .reporting import MetricsLog, plot_curves, require_reporting
-from .state import capture_rng_state, restore_rng_state
+from .run import RunFolder, RunningSums, check_finite_weights, start_run
 
-__all__ = ["train", "TrainResult", "NonFiniteError", "build_transforms", "build_optimizer", "build_scheduler",
+__all__ = ["train", "TrainResult", "build_transforms", "build_optimizer", "build_scheduler",
            "build_criterion"]
 
-CHECKPOINT = "last.pth"
 BEST = "best"
 # Configuration entries that may change when resuming without changing the result.
-_RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt",
+_RESUME_FREE = {"resume", "overwrite", "output_dir", "device", "workers", "log_interval", "compile", "skip_corrupt",
                 "explain_every"}
 # Validation images whose Grad-CAM grid --explain-every saves.
 EXPLAIN_IMAGES = 8
-
-
-class NonFiniteError(RuntimeError):
-    """The training loss or the weights became NaN or infinite."""
+# What to do when the training loss becomes non-finite.
+_LOSS_FIX = "lower --lr, add --clip-grad, or turn off --amp fp16"
 
 
 @dataclass
@@ -79,17 +67,12 @@ def train(config: TrainConfig) -> TrainResult:
 
     Launched by ``torchrun``, every process calls this and the processes train together (data
     split by :class:`~torch.utils.data.DistributedSampler`, gradients averaged by DDP, metrics
-    summed); the first process writes the run folder and holds it (``.lock``) for the whole run: a
-    second run on the same folder is refused with a :class:`~epsanet._utils.lock.FolderInUseError` that
-    names the process holding it.
+    summed); the first process writes the run folder and holds it for the whole run (see
+    :func:`~epsanet.training.run.start_run`).
     """
-    require_output_folder(config.output_dir, "--output-dir")
-    env = setup_environment(config.device)
-    try:
-        with exclusive_folder(config.output_dir, "epsanet train") if env.is_main else contextlib.nullcontext():
-            return _Run(config, env).train()
-    finally:
-        teardown_environment(env)
+    with start_run(config.output_dir, resume=config.resume, overwrite=config.overwrite, device=config.device,
+                   command="epsanet train") as folder:
+        return _Run(config, folder).train()
 
 
 def build_transforms(config: TrainConfig, data_config: Dict[str, Any]) -> Tuple[Callable, Callable]:
@@ -132,13 +115,13 @@ def build_criterion(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, O
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, env: Environment) -> None:
+    def __init__(self, config: TrainConfig, folder: RunFolder) -> None:
         self.config = config
-        self.env = env
-        self.out = Path(config.output_dir)
+        self.folder = folder
+        self.env = env = folder.env
+        self.out = folder.path
         if env.is_main:
             require_reporting(training=True)
-        self.checkpoint_path = self._checkpoint_to_resume()
         if config.world_size != env.world_size:
             raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
                              f"{env.world_size} are running: resolve it with world_size={env.world_size}")
@@ -189,8 +172,8 @@ class _Run:
         self.criterion, self.mixup = build_criterion(config, len(self.classes))
 
         self.start_epoch, self.history, self.best = 0, [], {"val_top1": -1.0, "epoch": 0, "weights": "model"}
-        if self.checkpoint_path is not None:
-            self._resume(self.checkpoint_path)
+        if folder.resume_from is not None:
+            self._resume(folder.resume_from)
 
         self.train_model = DistributedDataParallel(model, device_ids=[env.device.index] if pin else None) \
             if env.distributed else model
@@ -198,18 +181,6 @@ class _Run:
             self.train_model = torch.compile(self.train_model)
 
     # -- run folder ---------------------------------------------------------------------------
-
-    def _checkpoint_to_resume(self) -> Optional[Path]:
-        resume, last = self.config.resume, self.out / CHECKPOINT
-        if resume is None:
-            if last.exists():
-                raise FileExistsError(f"{self.out} already holds a run ({CHECKPOINT}): continue it with --resume, "
-                                      "or choose another --output-dir")
-            return None
-        if resume == "auto":
-            return last if last.exists() else None
-        require_checkpoint(resume, "--resume")  # at once, not after building the model and the data
-        return Path(resume)
 
     def _resume(self, path: Path) -> None:
         state = load_training_checkpoint(path)
@@ -233,32 +204,22 @@ class _Run:
         if self.ema is not None and state["model_ema"] is not None:
             self.ema.load_state_dict(state["model_ema"])
         self.start_epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
-        rng = state["rng"]
-        if len(rng) == self.env.world_size:
-            restore_rng_state(rng[self.env.rank])
-        else:
-            self._log(f"{path} was written by {len(rng)} processes, not {self.env.world_size}: "
-                      "random streams restart from the seed (the result will differ from an uninterrupted run)")
-            random_seed(self.config.seed + self.start_epoch, self.env.rank)
+        self.folder.restore_rng(state, self.config.seed)
         self._log(f"resumed {path} after epoch {self.start_epoch}")
 
     def _save(self, epoch: int) -> None:
-        rng = gather_objects(capture_rng_state(), self.env)  # every process's streams, in rank order
-        if not self.env.is_main:
-            return
-        save_checkpoint({
+        self.folder.save({
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "model_ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": rng,
             "config": self.config.to_dict(),
             "preprocessing": self.preprocessing,
             "history": self.history,
             "best": self.best,
-        }, self.out / CHECKPOINT)
+        })
 
     @staticmethod
     def _explain_images(config: TrainConfig) -> List[Any]:
@@ -287,8 +248,7 @@ class _Run:
         save_pretrained(self.ema.module if weights == "ema" else self.model, self.out / BEST)
 
     def _log(self, message: str) -> None:
-        if self.env.is_main:
-            tqdm.write(message)
+        self.folder.log(message)
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -304,7 +264,8 @@ class _Run:
                   f"{config.global_batch_size}, lr {self.lr:.4g}, output {self.out}")
         try:
             for epoch in range(self.start_epoch, self.num_epochs):
-                row = self._epoch(epoch)
+                with self.folder.stops_on_non_finite(epoch):
+                    row = self._epoch(epoch)
                 if metrics is not None:
                     metrics.append(row)
         finally:
@@ -330,10 +291,8 @@ class _Run:
         set_loader_epoch(self.train_loader, epoch, config.seed, env.rank)
         train_loss, images, skipped = self._train_epoch(epoch)
         train_seconds = time.perf_counter() - start
-        if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
-            self._stop(epoch, "the weights became non-finite while the loss stayed finite (a numerical bug, e.g. "
-                              "in bf16 CPU convolutions over 1x1 feature maps: "
-                              "try without --amp or a larger --img-size)")
+        check_finite_weights(self.model, "a numerical bug, e.g. in bf16 CPU convolutions over 1x1 feature maps: "
+                                         "try without --amp or a larger --img-size")
         if env.distributed:
             distribute_bn(self.model, env.world_size, reduce=True)  # every process keeps the same statistics
         val = self._validate(self.model, "val")
@@ -376,7 +335,7 @@ class _Run:
         steps = len(self.train_loader)
         accum = config.grad_accum_steps
         num_updates = epoch * self.updates_per_epoch
-        running = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, images
+        running = RunningSums(env, ("loss", "images"))
         skipped = 0
         progress = tqdm(total=steps * config.batch_size * env.world_size, unit="img", unit_scale=True,
                         desc=f"epoch {epoch + 1}/{self.num_epochs}", leave=False, disable=not env.is_main or None)
@@ -396,8 +355,7 @@ class _Run:
                     with self.precision.autocast():
                         loss = self.criterion(model(images), targets)
                     scaler.scale(loss / accum).backward()
-                running[0] += loss.detach().double() * len(images)
-                running[1] += len(images)
+                running.add({"loss": loss.detach().double() * len(images), "images": len(images)})
             if update:
                 if config.clip_grad is not None:
                     scaler.unscale_(optimizer)
@@ -410,24 +368,11 @@ class _Run:
                 if self.ema is not None:
                     self.ema.update(self.model, step=num_updates)
             if (step + 1) % config.log_interval == 0 or step + 1 == steps:
-                loss_sum, seen = self._checked_loss(running, epoch, step)
-                progress.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
+                totals = running.totals(step, _LOSS_FIX)
+                progress.set_postfix(loss=f"{totals['loss'] / max(totals['images'], 1):.4f}",
+                                     lr=f"{optimizer.param_groups[0]['lr']:.3g}")
             progress.update(config.batch_size * env.world_size)
         progress.close()
-        loss_sum, seen = self._checked_loss(running, epoch, steps - 1)
+        totals = running.totals(steps - 1, _LOSS_FIX)
         skipped = int(all_reduce_sum(torch.tensor([skipped], device=device), env).item())
-        return loss_sum / max(seen, 1), seen, skipped
-
-    def _checked_loss(self, running: torch.Tensor, epoch: int, step: int) -> Tuple[float, float]:
-        """The loss sum and image count over all processes so far this epoch; stops the run when
-        the loss is not finite (every process sees the same sum, so all stop together)."""
-        loss_sum, seen = all_reduce_sum(running.clone(), self.env).tolist()
-        if not math.isfinite(loss_sum):
-            self._stop(epoch, f"the training loss became {loss_sum} by step {step + 1} (lower --lr, add --clip-grad, "
-                              "or turn off --amp fp16)")
-        return loss_sum, seen
-
-    def _stop(self, epoch: int, problem: str) -> None:
-        kept = f"the last good checkpoint is {self.out / CHECKPOINT} (after epoch {epoch})" if epoch > 0 \
-            else "no checkpoint was written"
-        raise NonFiniteError(f"epoch {epoch + 1}: {problem}; {kept}, continue from it with --resume")
+        return totals["loss"] / max(totals["images"], 1), totals["images"], skipped

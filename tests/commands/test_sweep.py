@@ -22,6 +22,10 @@ CHECKPOINT = "(expected a .pth/.pth.tar/.pt/.bin/.safetensors file, got"
 DATA_FIX = "pass 'digits' or an image folder laid out as ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg"
 UNREACHABLE = "cannot reach the Hub at http://127.0.0.1:"
 YOLO_DATA_FIX = "write one with `epsanet detect shapes DIR --format yolo`, or pass the path to yours"
+DETECT_TRAIN = "detect train --train-images folder --train-ann x --val-images folder --val-ann x"
+RUN_EXISTS = ("finished already holds a run (last.pth): continue it with --resume, replace it with --overwrite, or "
+              "choose another --output-dir")
+BOTH_POLICIES = "--resume continues the run in --output-dir and --overwrite replaces it: pass one of them"
 MODEL_KINDS = "not a model: pass a zoo model name (see `epsanet models`), a hub folder, a training run folder"
 
 # (command line, what its one line must say). Files named here exist in the sandbox (see `sandbox`).
@@ -122,6 +126,9 @@ COMMANDS = [
     ("train --sched cosin --output-dir o", "--sched cosin is not a timm scheduler"),
     ("train --auto-augment nonsense --output-dir o", "--auto-augment nonsense is not a timm auto-augment spec"),
     ("train --device tpu --output-dir o", "--device tpu is not a device"),
+    # train and detect train: the run folder
+    ("train --output-dir finished", RUN_EXISTS),
+    ("train --resume --overwrite --output-dir o", BOTH_POLICIES),
     # the listing commands, bench, publish, detect, demo
     ("models epsanet9*", "no model matches 'epsanet9*'"),
     ("models --img-size 0", "--img-size must be at least 32"),
@@ -157,6 +164,12 @@ COMMANDS = [
     ("detect train --train-images folder --train-ann x --val-images folder --val-ann x --output-dir fake.jpg",
      "--output-dir fake.jpg is a JPEG image, not a folder: choose another --output-dir"),
     ("detect demo fake.jpg", "output folder fake.jpg is a JPEG image, not a folder: choose another output folder"),
+    (f"{DETECT_TRAIN} --output-dir finished", RUN_EXISTS),
+    (f"{DETECT_TRAIN} --resume --overwrite --output-dir o", BOTH_POLICIES),
+    (f"{DETECT_TRAIN} --resume fake.jpg --output-dir o", f"--resume fake.jpg is not a checkpoint {CHECKPOINT} a JPEG"),
+    (f"{DETECT_TRAIN} --epochs 0 --output-dir o", "--epochs must be positive, got 0"),
+    (f"{DETECT_TRAIN} --amp fp32 --output-dir o", "argument --amp: invalid choice: 'fp32'"),
+    (f"{DETECT_TRAIN} --amp-dtype bfloat16 --output-dir o", "unrecognized arguments: --amp-dtype bfloat16"),
     # yolo: what Ultralytics would be given, checked before it starts (and prints, and makes run folders)
     ("yolo train fake.jpg data.yaml", "model fake.jpg is a JPEG image, not a model YAML nor a .pt checkpoint"),
     ("yolo train sub/missing.yaml data.yaml", "model sub/missing.yaml does not exist: pass a shipped YAML name"),
@@ -193,6 +206,8 @@ def sandbox(tmp_path_factory) -> Path:
         Image.new("RGB", (20, 20)).save(root / "imgs" / split / cls / "1.png")
     (root / "run").mkdir()
     (root / "run" / "run_config.json").write_text("{}")
+    (root / "finished").mkdir()
+    torch.save({"epoch": 2}, root / "finished" / "last.pth")
     torch.save(torch.nn.Linear(2, 2), root / "code.pth")
     torch.save({"fc.weight": torch.zeros(3, 4)}, root / "state.pth")
     (root / "truncated.pth").write_bytes((root / "state.pth").read_bytes()[:300])

@@ -155,6 +155,15 @@ def test_an_existing_run_is_not_overwritten_without_resume(tiny_run, digits_fold
     assert (tiny_run / "last.pth").stat().st_mtime_ns == before
 
 
+def test_overwrite_replaces_an_existing_run(tiny_run, digits_folder, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(train_args(digits_folder, run, "--epochs", "1", "--overwrite")) == 0
+    assert torch.load(run / "last.pth", weights_only=True)["epoch"] == 1
+    assert [r["epoch"] for r in json.loads((run / "metrics.json").read_text())] == [1]
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
 def test_the_exported_model_reloads_through_torch_hub_and_timm_with_the_same_outputs(tiny_run):
     best = tiny_run / "best"
     model_args = json.loads((best / "config.json").read_text())["model_args"]
