@@ -4,6 +4,7 @@ import argparse
 
 import torch
 
+from .._utils.errors import InvalidArgumentError, PathNotFoundError
 from .._utils.optional import require
 from .._utils.paths import WrongKindError, path_kind
 from ..tools.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
@@ -26,17 +27,18 @@ def run(args: argparse.Namespace) -> int:
     from ..hub.sources import load_model
 
     if not args.output.endswith((".onnx", ".pt")):
-        raise ValueError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt (TorchScript)")
+        raise InvalidArgumentError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt "
+                                   "(TorchScript)")
     output = path_kind(args.output)
     if output.is_folder:
         raise WrongKindError(f"output {args.output} is {output.description}: name a file inside it, e.g. "
                              f"{args.output.rstrip('/')}/model{'.onnx' if args.output.endswith('.onnx') else '.pt'}")
     if not output.path.parent.is_dir():
-        raise FileNotFoundError(f"the directory of {args.output} does not exist: create it first")
+        raise PathNotFoundError(f"the directory of {args.output} does not exist: create it first")
     if args.output.endswith(".onnx"):
         require("onnxruntime", "export", "checking an ONNX export")
     if args.img_size < 32:
-        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+        raise InvalidArgumentError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
     model = load_model(args.model, args.pretrained, args.checkpoint, num_classes=args.num_classes).eval()
     if not args.no_fuse_bn:
         model = fuse_batchnorm(model)

@@ -3,6 +3,7 @@ import argparse
 import json
 from typing import Optional
 
+from .._utils.errors import InvalidArgumentError
 from ..models import create_model, list_models
 from ..tools.stats import count_macs, count_params
 from ..weights.catalogue import model_info, weights_entries
@@ -16,10 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.img_size < 32:
-        raise ValueError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
+        raise InvalidArgumentError(f"--img-size must be at least 32 (the models downsample 32x), got {args.img_size}")
     names = list_models(args.pattern)
     if not names:
-        raise ValueError(f"no model matches {args.pattern!r}: see `epsanet models`")
+        raise InvalidArgumentError(f"no model matches {args.pattern!r}: see `epsanet models`")
     rows = []
     for name in names:
         model = create_model(name, device="meta")  # shapes only: counting needs no real weights

@@ -7,6 +7,8 @@
 import argparse
 import json
 
+from .._utils.errors import InvalidArgumentError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of them")
@@ -37,19 +39,20 @@ def run(args: argparse.Namespace) -> int:
     images = find_images(args.images)  # before the model: a wrong path is found in an instant
     device = resolve_device(args.device)
     if args.top_k is not None and args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise InvalidArgumentError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.weights is not None:
         get_model_builder(args.model)
         if not (args.weights.startswith("hf-hub:") or _model_path(args.weights, "--weights") is not None):
-            raise ValueError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub folder, "
-                             "a training run folder or an hf-hub id (catalogue weights: --pretrained TAG)")
+            raise InvalidArgumentError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub "
+                                       "folder, a training run folder or an hf-hub id (catalogue weights: --pretrained "
+                                       "TAG)")
         model = load_model(args.weights, role="--weights")
         architecture = model.pretrained_cfg.get("architecture") or "?"
         if canonical_model(architecture) != canonical_model(args.model):
-            raise ValueError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
-                             f"--model {architecture}")
+            raise InvalidArgumentError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
+                                       f"--model {architecture}")
     else:
         require_weights(args.model, args.pretrained, args.checkpoint, "predicts noise",
                         "--pretrained TAG (see `epsanet weights`), --weights DIR or --checkpoint FILE")

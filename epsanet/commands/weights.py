@@ -3,6 +3,7 @@ import argparse
 import fnmatch
 import json
 
+from .._utils.errors import InvalidArgumentError
 from ..weights.catalogue import weights_entries
 
 
@@ -19,7 +20,7 @@ def _size(cfg: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     entries = [e for e in weights_entries() if fnmatch.fnmatch(e.name, args.pattern)]
     if not entries:
-        raise ValueError(f"no catalogued weights match {args.pattern!r}: see `epsanet weights`")
+        raise InvalidArgumentError(f"no catalogued weights match {args.pattern!r}: see `epsanet weights`")
     rows = [{
         "weights": e.name, "top1": e.top1, "top5": e.top5, "eval_size": _size(e.cfg),
         "crop_pct": e.cfg.get("test_crop_pct", e.cfg["crop_pct"]), "source": e.source,

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import timm
 from torch import nn
 
-from .._utils.errors import first_line
+from .._utils.errors import InvalidArgumentError, PathNotFoundError, PathPermissionError, first_line
 from .._utils.paths import Kind, PathKind, WrongKindError, path_kind, require_checkpoint
 from ..models import get_model_builder
 from ..weights.catalogue import canonical_model, find_weights, weights_entries
@@ -33,8 +33,8 @@ def _catalogue_model(name: str, tag: Optional[str], route: str = "cli-model", **
     entry = find_weights(name, tag)
     if entry is None:
         tags = ", ".join(e.tag for e in weights_entries(name)) or "none exist yet"
-        raise ValueError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet weights`, "
-                         "or pass a hub folder or hf-hub:ORG/NAME")
+        raise InvalidArgumentError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet "
+                                   "weights`, or pass a hub folder or hf-hub:ORG/NAME")
     if entry.by_hand:
         raise HubError(entry.fetch_instructions(route))
     return timm.create_model(f"{name}.{tag}", pretrained=True, **kwargs)
@@ -45,7 +45,7 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
     """Zoo model ``name`` with ``num_classes`` outputs, randomly initialised, or starting from
     ``pretrained``: a catalogue tag, a hub folder / ``hf-hub:`` id, or a checkpoint file. A
     classifier of another size is replaced by a new one. ``kwargs`` go to the builder; one it
-    does not take, or of the wrong type, is a one-line ``ValueError``."""
+    does not take, or of the wrong type, is a one-line :class:`InvalidArgumentError`."""
     try:
         return _create_model_for_training(name, num_classes, pretrained, **kwargs)
     except TypeError as e:
@@ -54,9 +54,9 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
         if unknown:
             close = difflib.get_close_matches(unknown[1], _builder_arguments(), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"see help(epsanet.{name})"
-            raise ValueError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
-        raise ValueError(f"{name} cannot be built with {given} ({first_line(e)}): check the "
-                         f"values' types, see help(epsanet.{name})") from None
+            raise InvalidArgumentError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
+        raise InvalidArgumentError(f"{name} cannot be built with {given} ({first_line(e)}): check the "
+                                   f"values' types, see help(epsanet.{name})") from None
 
 
 def _builder_arguments() -> Sequence[str]:
@@ -78,7 +78,7 @@ def _create_model_for_training(name: str, num_classes: int, pretrained: Optional
     if info is not None and info.kind is Kind.TRAINING_RUN:
         best, last = info.path / "best", info.path / "last.pth"
         if not ((best / "config.json").is_file() or last.is_file()):
-            raise FileNotFoundError(f"--pretrained {pretrained} is a run folder without best/ nor last.pth yet: let "
+            raise PathNotFoundError(f"--pretrained {pretrained} is a run folder without best/ nor last.pth yet: let "
                                     "it finish an epoch")
         pretrained = str(best if (best / "config.json").is_file() else last)
         info = path_kind(pretrained)
@@ -86,8 +86,8 @@ def _create_model_for_training(name: str, num_classes: int, pretrained: Optional
         model = from_pretrained(pretrained, **kwargs)
         architecture = model.pretrained_cfg.get("architecture")
         if canonical_model(architecture) != canonical_model(name):
-            raise ValueError(f"--pretrained {pretrained} holds a {architecture}, not a {name}: "
-                             f"pass --model {architecture}")
+            raise InvalidArgumentError(f"--pretrained {pretrained} holds a {architecture}, not a {name}: "
+                                       f"pass --model {architecture}")
         return model
     if info.is_folder:
         raise WrongKindError(f"--pretrained {pretrained} is a folder without config.json (not a hub folder nor a "
@@ -125,19 +125,19 @@ def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
     if looks_like_a_path:
         detail = "" if info.description == "missing" else f" ({info.description})"
         sources = WEIGHTS_SOURCES if role == "--pretrained" else MODEL_SOURCES
-        raise FileNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")
+        raise PathNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")
     return None
 
 
 def require_weights(source: str, pretrained: Optional[str], checkpoint: Optional[str], outcome: str,
                     fixes: str) -> None:
     """Refuse a zoo model name given without any weights, whose answers would be noise: a
-    one-line ``ValueError`` saying what it would do (``outcome``, e.g. "predicts noise") and what
+    one-line :class:`InvalidArgumentError` saying what it would do (``outcome``, e.g. "predicts noise") and what
     to pass (``fixes``). Paths, ``hf-hub:`` ids and ``model.tag`` names carry their weights."""
     holds_weights = source.startswith("hf-hub:") or _model_path(source) is not None
     if not (holds_weights or pretrained or checkpoint or "." in source):
         get_model_builder(source)  # an unknown name says so first
-        raise ValueError(f"{source} without weights {outcome}: pass {fixes}")
+        raise InvalidArgumentError(f"{source} without weights {outcome}: pass {fixes}")
 
 
 def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Optional[str]]:
@@ -147,8 +147,8 @@ def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Op
         return source, pretrained
     get_model_builder(name)
     if pretrained not in (None, tag):
-        raise ValueError(f"--model {source} names the weights {tag!r}, but --pretrained says {pretrained!r}: "
-                         "give the tag once")
+        raise InvalidArgumentError(f"--model {source} names the weights {tag!r}, but --pretrained says {pretrained!r}: "
+                                   "give the tag once")
     return name, tag
 
 
@@ -163,19 +163,20 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
     ``num_classes`` sizes the classifier of a zoo model without weights, or a new one for catalogue
     weights; weights with a trained classifier of another size are an error saying so."""
     if pretrained and checkpoint:
-        raise ValueError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass one of them")
+        raise InvalidArgumentError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass "
+                                   "one of them")
     if num_classes is not None and num_classes < 1:
-        raise ValueError(f"--num-classes must be at least 1, got {num_classes}")
+        raise InvalidArgumentError(f"--num-classes must be at least 1, got {num_classes}")
     info = _model_path(source, role)
     if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
         option = "--pretrained" if pretrained else "--checkpoint"
-        raise ValueError(f"{option} goes with a zoo model name, not with {source}, which holds its own weights: "
-                         f"leave out {option}")
+        raise InvalidArgumentError(f"{option} goes with a zoo model name, not with {source}, which holds its own "
+                                   f"weights: leave out {option}")
     if source.startswith("hf-hub:") or info is not None:
         model = from_pretrained(source) if info is None else _model_from_path(info, role)
         if num_classes is not None and num_classes != model.num_classes:
-            raise ValueError(f"{source} holds a trained {model.num_classes}-class classifier, not {num_classes}: "
-                             "leave out --num-classes")
+            raise InvalidArgumentError(f"{source} holds a trained {model.num_classes}-class classifier, not "
+                                       f"{num_classes}: leave out --num-classes")
         return model
     source, pretrained = _split_name_and_tag(source, pretrained)
     sized = {} if num_classes is None else {"num_classes": num_classes}
@@ -203,7 +204,7 @@ def _model_from_path(info: PathKind, role: str) -> nn.Module:
             return from_pretrained(path / "best")
         if (path / "last.pth").is_file():
             return _model_from_training_checkpoint(path / "last.pth")
-        raise FileNotFoundError(f"run folder {path} has no best/ model nor last.pth yet: let it finish an epoch, "
+        raise PathNotFoundError(f"run folder {path} has no best/ model nor last.pth yet: let it finish an epoch, "
                                 "or resume it with `epsanet train --resume`")
     if info.kind in (Kind.TORCH_ZIP, Kind.TORCH_PICKLE):
         return _model_from_training_checkpoint(path)
@@ -211,7 +212,7 @@ def _model_from_path(info: PathKind, role: str) -> nn.Module:
         raise WrongKindError(f"{role} {path} is a weights file without its architecture: pass "
                              f"--model NAME --checkpoint {path}")
     if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"{role} {path} is {info.description}: fix its permissions")
+        raise PathPermissionError(f"{role} {path} is {info.description}: fix its permissions")
     what = "a folder without config.json (not a hub folder nor a training run)" if info.is_folder else info.description
     raise WrongKindError(f"{role} {path} is {what}, not a model: pass {MODEL_SOURCES}")
 
@@ -220,8 +221,8 @@ def _model_from_training_checkpoint(path: Path) -> nn.Module:
     try:
         state = load_training_checkpoint(path)
     except ValueError:
-        raise ValueError(f"{path} is not an `epsanet train` checkpoint: for other checkpoints pass the "
-                         "architecture, --model NAME --checkpoint FILE") from None
+        raise InvalidArgumentError(f"{path} is not an `epsanet train` checkpoint: for other checkpoints pass the "
+                                   "architecture, --model NAME --checkpoint FILE") from None
     config = state["config"]
     preprocessing = state["preprocessing"]
     model = timm.create_model(config["model"], num_classes=preprocessing["num_classes"],

@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping
 from timm.data import ImageNetInfo, create_transform
 from torchvision.models import Weights, WeightsEnum
 
+from .._utils.errors import InvalidArgumentError
 from ..weights.catalogue import find_weights, weights_entries
 from ..weights.download import HubError, load_catalogue_state_dict
 
@@ -31,7 +32,7 @@ class _CatalogueWeightsEnum(WeightsEnum):
             return obj
         member = obj if isinstance(obj, cls) else None
         if not cls.__members__:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
                 "or pass a hub folder or 'hf-hub:org/name' (the README shows how to train and publish weights)"
             )
@@ -43,7 +44,7 @@ class _CatalogueWeightsEnum(WeightsEnum):
             member._require_downloadable()
             return member
         choices = ", ".join(cls.__members__)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
             "or pass an existing hub folder or 'hf-hub:org/name'"
         )

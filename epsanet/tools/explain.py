@@ -24,6 +24,7 @@ from timm.data import create_transform, resolve_data_config
 from torch import nn
 from torchvision.transforms import Compose
 
+from .._utils.errors import InvalidArgumentError
 from .._utils.files import atomic_file, write_json
 from .._utils.optional import require
 from .._utils.paths import require_existing, require_output_folder
@@ -62,7 +63,7 @@ def default_target_layer(model: nn.Module) -> str:
     input size (``layer4`` is 1x1 at 32 px), the last stage whose map is not."""
     info = getattr(model, "feature_info", None)
     if not info:
-        raise ValueError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
+        raise InvalidArgumentError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
     size = min(resolve_data_config(model=model)["input_size"][1:])
     for stage in reversed(info):
         if math.ceil(size / stage["reduction"]) >= MIN_CAM_CELLS:
@@ -88,7 +89,8 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     close = difflib.get_close_matches(name, [n for n in modules if n], n=4, cutoff=0.5)
     stages = [n for n in modules if re.fullmatch(r"layer\d+", n)]
     hint = f"did you mean {', '.join(close)}?" if close else f"the stages are {', '.join(stages) or 'unnamed'}"
-    raise ValueError(f"the model has no layer {name!r} ({hint}); layer names are those of model.named_modules()")
+    raise InvalidArgumentError(f"the model has no layer {name!r} ({hint}); layer names are those of "
+                               "model.named_modules()")
 
 
 def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[int]:
@@ -99,14 +101,15 @@ def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[
     if isinstance(target, int) or str(target).lstrip("-").isdigit():
         index = int(target)
         if not 0 <= index < len(names):
-            raise ValueError(f"--target {index} is not a class of a model with {len(names)} classes "
-                             f"(0..{len(names) - 1})")
+            raise InvalidArgumentError(f"--target {index} is not a class of a model with {len(names)} classes "
+                                       f"(0..{len(names) - 1})")
         return index
     if target in names:
         return names.index(target)
     close = difflib.get_close_matches(str(target), names, n=3)
-    raise ValueError(f"--target {target!r} is not a class name of the model"
-                     + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class index"))
+    raise InvalidArgumentError(f"--target {target!r} is not a class name of the model"
+                               + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class "
+                                                                                                  "index"))
 
 
 def _transforms(model: nn.Module, display_size: int):
@@ -156,7 +159,7 @@ def explain(model: nn.Module, images: Sequence[Image.Image], method: str = "grad
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
+        raise InvalidArgumentError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
     layer = layer or default_target_layer(model)
     target_layer = find_layer(model, layer)
     target_index = resolve_target(model, target)
@@ -330,12 +333,13 @@ def psa_scale_weights(model: nn.Module, images: torch.Tensor, batch_size: int = 
     Forward hooks read each PSA module's input and ask it for its branch weights
     (:meth:`~epsanet.layers.PSAModule.branch_weights`, indexed by kernel size, not by the reversed
     order in which the forward pass concatenates the branches). A model without PSA raises
-    ``ValueError``.
+    :class:`InvalidArgumentError`.
     """
     modules = [(name, m) for name, m in model.named_modules() if isinstance(m, PSAModule)]
     if not modules:
-        raise ValueError(f"{getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)} has no "
-                         "PSA modules: PSA scale weights exist only for EPSANets (e.g. epsanet50_small)")
+        raise InvalidArgumentError(f"{getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)} "
+                                   "has no PSA modules: PSA scale weights exist only for EPSANets (e.g. "
+                                   "epsanet50_small)")
     kernel_sizes = list(modules[0][1].kernel_sizes)
     sums: Dict[str, torch.Tensor] = {}
 
@@ -424,7 +428,7 @@ def load_explain_model(spec: ModelSpec) -> nn.Module:
     from ..models import get_model_builder
 
     if spec.weights and spec.pretrained:
-        raise ValueError(f"--model {spec.source}: give --weights or --pretrained, not both")
+        raise InvalidArgumentError(f"--model {spec.source}: give --weights or --pretrained, not both")
     if spec.weights is None:
         return load_model(spec.source, spec.pretrained)
     if spec.weights.startswith("hf-hub:") or Path(spec.weights).is_dir():
@@ -454,7 +458,7 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
     ``psa_scales.json`` and ``psa_scales.png``. Returns the JSON summary."""
     require_grad_cam()
     if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
+        raise InvalidArgumentError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
     require_output_folder(out, "--out")
     paths = find_images(inputs)
     images = [load_image(p) for p in paths]
@@ -463,8 +467,9 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
         for spec, model in loaded:
             if not any(isinstance(m, PSAModule) for m in model.modules()):
                 architecture = (model.pretrained_cfg or {}).get("architecture", spec.source)
-                raise ValueError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA scale "
-                                 "weights exist only for EPSANets (epsanet50_small, epsanet101_large, ...)")
+                raise InvalidArgumentError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA "
+                                           "scale weights exist only for EPSANets (epsanet50_small, epsanet101_large, "
+                                           "...)")
     out = Path(out)
     labels, per_model, scales = [], {}, {}
     stems = _unique_stems(paths)

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
-from .._utils.errors import first_line
+from .._utils.errors import InvalidArgumentError, PathNotFoundError, first_line
 from .._utils.paths import IMAGE_SUFFIXES, Kind, WrongKindError, require_existing
 
 __all__ = ["Prediction", "class_names", "find_images", "load_image", "predict"]
@@ -64,7 +64,7 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
         if info.is_folder:
             found = sorted(p for p in info.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not found:
-                raise FileNotFoundError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES[:5])}, ...): "
+                raise PathNotFoundError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES[:5])}, ...): "
                                         "pass image files or a folder of them")
             images += found
         elif info.kind is Kind.IMAGE:
@@ -79,13 +79,13 @@ def load_image(path: PathLike) -> Image.Image:
     grayscale and palette images expanded. Unreadable files raise a one-line ``ValueError``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        raise PathNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     try:
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {path} ({first_line(e)}): replace or delete the file") from None
+        raise InvalidArgumentError(f"cannot read image {path} ({first_line(e)}): replace or delete the file") from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -111,9 +111,9 @@ def predict(model: nn.Module, images: Sequence[PathLike], top_k: Optional[int] =
     num_classes = model.num_classes
     top_k = min(5, num_classes) if top_k is None else top_k
     if not 1 <= top_k <= num_classes:
-        raise ValueError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
+        raise InvalidArgumentError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.eval().to(device)
     transform = create_transform(**resolve_data_config(model=model), is_training=False)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .._utils.errors import InvalidArgumentError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -134,7 +136,7 @@ def model_info(name: str) -> Dict[str, Any]:
     """The catalogue's ``[models.<name>]`` section (description, paper, licence, citation, paper accuracy)."""
     models = _catalogue()[1]
     if name not in models:
-        raise ValueError(f"unknown model {name!r}: it has no [models.{name}] section in {CATALOGUE_PATH}")
+        raise InvalidArgumentError(f"unknown model {name!r}: it has no [models.{name}] section in {CATALOGUE_PATH}")
     return dict(models[name])
 
 

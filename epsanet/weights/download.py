@@ -24,7 +24,7 @@ import torch
 from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
-from .._utils.errors import first_line
+from .._utils.errors import EpsanetError, first_line
 from .._utils.paths import Kind, path_kind
 from .catalogue import find_weights
 from .checkpoint import read_state_dict
@@ -41,7 +41,7 @@ WEIGHTS_FILE = "model.safetensors"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class HubError(ValueError):
+class HubError(EpsanetError, ValueError):
     """Downloading, reading or publishing hub weights failed; the message names cause and fix."""
 
 

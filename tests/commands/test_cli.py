@@ -8,6 +8,7 @@ import timm
 import torch
 import torchvision
 
+import epsanet.commands.models
 from epsanet.cli import main
 
 
@@ -75,3 +76,32 @@ def test_version_names_the_package_and_the_libraries_it_runs_on(capsys):
     assert capsys.readouterr().out == (
         f"epsanet {importlib.metadata.version('epsanet')} (torch {torch.__version__}, torchvision "
         f"{torchvision.__version__}, timm {timm.__version__}, Python {platform.python_version()})\n")
+
+
+def _shape_mismatch(args):
+    return torch.zeros(2, 3) @ torch.zeros(2, 3)
+
+
+def _missing_key(args):
+    return {"model": "epsanet50_small"}["architecture"]
+
+
+@pytest.mark.parametrize("bug, last_frame", [(_shape_mismatch, "RuntimeError: mat1 and mat2 shapes cannot be "),
+                                             (_missing_key, "KeyError: 'architecture'")])
+def test_a_bug_in_a_command_shows_its_traceback_and_how_to_report_it(bug, last_frame, monkeypatch, capsys):
+    monkeypatch.setattr(epsanet.commands.models, "run", bug)
+    assert main(["models"]) == 1
+    *traceback, error, report = capsys.readouterr().err.splitlines()
+    assert traceback[0] == "Traceback (most recent call last):" and any(bug.__name__ in line for line in traceback)
+    assert error.startswith(last_frame)
+    assert report == (
+        "epsanet models: this is a bug in epsanet, not a problem with your input: please report it at "
+        "https://github.com/epsanet/epsanet/issues with the command, the traceback above and this line: "
+        f"epsanet {importlib.metadata.version('epsanet')} (torch {torch.__version__}, torchvision "
+        f"{torchvision.__version__}, timm {timm.__version__}, Python {platform.python_version()})")
+
+
+def test_a_user_error_is_one_line_without_a_traceback(capsys):
+    assert main(["export", "epsanet50_small", "m.onnx", "--img-size", "8"]) == 2
+    assert capsys.readouterr().err == (
+        "epsanet export: error: --img-size must be at least 32 (the models downsample 32x), got 8\n")

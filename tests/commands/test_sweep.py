@@ -16,7 +16,8 @@ from local_hub import free_port
 from PIL import Image
 
 import epsanet
-from epsanet.cli import USER_ERRORS, main
+from epsanet._utils.errors import EpsanetError
+from epsanet.cli import main
 from epsanet.tools.predict import predict
 
 CHECKPOINT = "(expected a .pth/.pth.tar/.pt/.bin/.safetensors file, got"
@@ -272,7 +273,7 @@ def test_bad_input_to_a_public_function_is_one_true_line_and_leaves_nothing_behi
     call, expected = FUNCTIONS[name]
     monkeypatch.chdir(sandbox)
     before = snapshot(sandbox)
-    with pytest.raises(USER_ERRORS) as info:
+    with pytest.raises(EpsanetError) as info:
         call()
     message = str(info.value)
     assert "\n" not in message and expected in message, message
