@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms import v2
 
+from .._utils.errors import EpsanetError
 from .._utils.optional import require
 from .._utils.paths import Kind, WrongKindError, path_kind, require_folder
 
@@ -30,7 +31,7 @@ __all__ = ["AnnotationError", "load_coco", "CocoDetection", "detection_transform
 PathLike = Union[str, os.PathLike]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(EpsanetError, ValueError):
     """A COCO annotation file that cannot be used; the message names the file and what is wrong."""
 
 

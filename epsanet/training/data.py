@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
-from .._utils.errors import first_line
+from .._utils.errors import EpsanetError, first_line
 from .._utils.optional import require
 from .._utils.paths import Kind, WrongKindError, require_folder
 
@@ -47,7 +47,7 @@ class Unreadable:
     reason: str
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(EpsanetError, ValueError):
     """An image file is corrupt, truncated or not an image."""
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .._utils.errors import EpsanetError
 from .._utils.files import save_checkpoint, write_json
 from .._utils.lock import exclusive_folder
 from .._utils.paths import require_checkpoint, require_output_folder
@@ -57,7 +58,7 @@ _RESUME_FREE = {"resume", "output_dir", "device", "workers", "log_interval", "co
 EXPLAIN_IMAGES = 8
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(EpsanetError, RuntimeError):
     """The training loss or the weights became NaN or infinite."""
 
 
