@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from .._utils.device import resolve_device
-from .._utils.errors import first_line
+from .._utils.errors import InvalidArgumentError, RunFailedError, first_line
 from .._utils.files import save_checkpoint, write_json
 from .._utils.paths import require_checkpoint
 from ..models import create_model
@@ -160,7 +160,7 @@ def train_one_epoch(
             losses = model(images, targets)
         loss = sum(losses.values())
         if not math.isfinite(loss.item()):
-            raise RuntimeError(
+            raise RunFailedError(
                 f"the loss is {loss.item()} at epoch {epoch}, iteration {iteration} "
                 f"({', '.join(f'{k} {v.item():.4g}' for k, v in losses.items())}): lower --lr or raise --warmup-iters"
             )
@@ -205,12 +205,14 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
         "kwargs": {"min_size": args.min_size, "max_size": args.max_size, **args.detector_kwargs},
     })
     if model_config["num_classes"] < train_set.num_classes:
-        raise ValueError(f"--num-classes {args.num_classes} is too small: {args.train_ann} has category id "
-                         f"{train_set.num_classes - 1}, so at least {train_set.num_classes} classes are needed")
+        raise InvalidArgumentError(f"--num-classes {args.num_classes} is too small: {args.train_ann} has category id "
+                                   f"{train_set.num_classes - 1}, so at least {train_set.num_classes} classes are "
+                                   "needed")
     checkpoint = _read_checkpoint(args.resume, "cpu") if args.resume else None
     if checkpoint is not None and checkpoint["model_config"] != model_config:
-        raise ValueError(f"checkpoint {args.resume} was trained with another model "
-                         f"({checkpoint['model_config']}): resume with the same --model, --backbone and sizes")
+        raise InvalidArgumentError(f"checkpoint {args.resume} was trained with another model "
+                                   f"({checkpoint['model_config']}): resume with the same --model, --backbone and "
+                                   "sizes")
 
     model = build_detector(model_config, pretrained_backbone=checkpoint is None).to(device)
     if args.sync_bn and world_size > 1:
@@ -222,8 +224,8 @@ def train(args: argparse.Namespace) -> Dict[str, CocoMetrics]:
     val_loader = _loader(val_set, args.batch_size, args.workers, train=False)
     iterations = len(train_loader)
     if iterations == 0:
-        raise ValueError(f"{args.train_ann} has fewer images ({len(train_set)}) than one batch per process "
-                         f"({args.batch_size} x {world_size}): lower --batch-size")
+        raise InvalidArgumentError(f"{args.train_ann} has fewer images ({len(train_set)}) than one batch per process "
+                                   f"({args.batch_size} x {world_size}): lower --batch-size")
     scheduler = _schedule(optimizer, args, iterations)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     start_epoch = 0
@@ -349,7 +351,7 @@ def _setup_device(requested: Optional[str]) -> torch.device:
 def _amp_dtype(args: argparse.Namespace, device: torch.device) -> Optional[torch.dtype]:
     if not args.amp:
         if args.amp_dtype:
-            raise ValueError("--amp-dtype needs --amp")
+            raise InvalidArgumentError("--amp-dtype needs --amp")
         return None
     return AMP_DTYPES[args.amp_dtype] if args.amp_dtype else (torch.bfloat16 if device.type == "cpu" else torch.float16)
 
@@ -375,10 +377,10 @@ def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         reason = first_line(e)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot read checkpoint {path} ({reason}): the file is truncated or not a checkpoint") from None
     if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:
-        raise ValueError(f"{path} is not a checkpoint of `epsanet detect train` (it has no model_config)")
+        raise InvalidArgumentError(f"{path} is not a checkpoint of `epsanet detect train` (it has no model_config)")
     return checkpoint
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
 from .se import SEModule
 
 __all__ = [
@@ -234,16 +235,16 @@ class PSAModule(nn.Module):
         super().__init__()
         out_channels = out_channels or in_channels
         if len(kernel_sizes) != 4 or len(groups) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PSAModule has four branches: pass four kernel_sizes and four groups, "
                 f"got {list(kernel_sizes)} and {list(groups)}"
             )
         if out_channels % 4:
-            raise ValueError(f"PSAModule out_channels must be divisible by 4, got {out_channels}")
+            raise InvalidArgumentError(f"PSAModule out_channels must be divisible by 4, got {out_channels}")
         split = out_channels // 4
         for g in groups:
             if in_channels % g or split % g:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"PSAModule group count {g} must divide in_channels ({in_channels}) and "
                     f"out_channels / 4 ({split}): choose groups that divide both"
                 )
@@ -285,10 +286,10 @@ class PSAModule(nn.Module):
         only; see :func:`epsanet.deploy`): the attention weights absorb its scale and the final
         multiply adds its shift, so the BatchNorm's own pass over the output disappears."""
         if self.out_scale is not None:
-            raise ValueError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
+            raise InvalidArgumentError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
         if bn.num_features != 4 * self.split or bn.running_mean is None or bn.running_var is None:
-            raise ValueError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and the "
-                             f"BatchNorm needs running statistics")
+            raise InvalidArgumentError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and "
+                                       "the BatchNorm needs running statistics")
         scale = torch.rsqrt(bn.running_var + bn.eps)
         if bn.weight is not None:
             scale = scale * bn.weight
