@@ -22,8 +22,8 @@ from typing import Optional, Union
 from .errors import EpsanetError, PathExistsError, PathNotFoundError, PathPermissionError
 
 __all__ = [
-    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_existing", "require_folder",
-    "require_output_folder",
+    "Kind", "PathKind", "WrongKindError", "looks_like_path", "path_kind", "require_checkpoint", "require_existing",
+    "require_folder", "require_output_folder",
     "CHECKPOINT_SUFFIXES", "IMAGE_SUFFIXES",
 ]
 
@@ -89,6 +89,18 @@ _IMAGE_MAGIC = (
 )
 _ARCHIVE_MAGIC = ((b"\x1f\x8b", "a gzip file"), (b"BZh", "a bzip2 file"), (b"\xfd7zXZ\x00", "an xz file"),
                   (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive"), (b"%PDF", "a PDF document"))
+
+
+def looks_like_path(value: PathLike) -> bool:
+    """Whether ``value``, given where a name or a path is accepted (``weights=``, ``--model``), is
+    meant as a path: an ``os.PathLike``, or a string with a path separator, starting with ``.`` or
+    ``~``, or ending like a checkpoint file. ``hf-hub:org/name`` ids are not paths."""
+    if isinstance(value, os.PathLike):
+        return True
+    if value.startswith("hf-hub:"):
+        return False
+    return (any(sep in value for sep in ("/", os.sep)) or value.startswith((".", "~"))
+            or value.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors")))
 
 
 def path_kind(path: PathLike) -> PathKind:

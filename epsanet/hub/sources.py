@@ -11,7 +11,15 @@ import timm
 from torch import nn
 
 from .._utils.errors import InvalidArgumentError, PathNotFoundError, PathPermissionError, first_line
-from .._utils.paths import Kind, PathKind, WrongKindError, path_kind, require_checkpoint
+from .._utils.paths import (
+    Kind,
+    PathKind,
+    WrongKindError,
+    looks_like_path,
+    path_kind,
+    require_checkpoint,
+    require_existing,
+)
 from ..models import get_model_builder
 from ..weights.catalogue import canonical_model, find_weights, weights_entries
 from ..weights.checkpoint import CheckpointMismatchError, load_checkpoint, load_training_checkpoint, read_state_dict
@@ -31,6 +39,10 @@ def _catalogue_model(name: str, tag: Optional[str], route: str = "cli-model", **
     if tag is None:
         return timm.create_model(name, **kwargs)
     entry = find_weights(name, tag)
+    if entry is None and (looks_like_path(tag) or os.path.exists(tag)):
+        require_existing(tag, "--pretrained", "check the path; a hub folder or training run folder is the --model")
+        raise InvalidArgumentError(f"--pretrained {tag} is a path, not a catalogue tag (see `epsanet weights`): pass "
+                                   f"the model it holds as --model {tag}")
     if entry is None:
         tags = ", ".join(e.tag for e in weights_entries(name)) or "none exist yet"
         raise InvalidArgumentError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet "
@@ -120,9 +132,7 @@ def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
     info = path_kind(source)
     if info.kind is not Kind.MISSING:
         return info
-    looks_like_a_path = any(sep in source for sep in ("/", os.sep)) or source.startswith((".", "~")) or \
-        source.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors"))
-    if looks_like_a_path:
+    if looks_like_path(source):
         detail = "" if info.description == "missing" else f" ({info.description})"
         sources = WEIGHTS_SOURCES if role == "--pretrained" else MODEL_SOURCES
         raise PathNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")

@@ -45,6 +45,9 @@ COMMANDS = [
      "--out fake.jpg is a JPEG image, not a folder: choose another output folder"),
     ("convert hf-hub:ORG/NAME --model eca_resnet50 --out out", UNREACHABLE),
     # eval: --model, --checkpoint, --data, --split, numbers, tags
+    ("eval --model epsanet50_small --pretrained runs/tiny/bset", "--pretrained runs/tiny/bset does not exist"),
+    ("eval --model epsanet50_small --pretrained run", "--pretrained run is a path, not a catalogue tag (see `epsanet "
+                                                      "weights`): pass the model it holds as --model run"),
     ("eval --model epsanet50_small --checkpoint fake.jpg",
      f"checkpoint fake.jpg is not a checkpoint {CHECKPOINT} a JPEG"),
     ("eval --model epsanet50_small --checkpoint notes.txt", f"{CHECKPOINT} a text file)"),
