@@ -1,13 +1,16 @@
 """Where a model comes from: a zoo name (with catalogue weights or none), a hub folder, an
-``hf-hub:`` id, or a checkpoint; and how a trained model records its preprocessing and labels."""
+``hf-hub:`` id, or a checkpoint; how a trained model records its preprocessing and labels, and
+what a loaded model holds (:func:`source_info`: architecture, classes, input size, preprocessing)."""
 import difflib
 import inspect
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import timm
+from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
 from .._utils.errors import InvalidArgumentError, PathNotFoundError, PathPermissionError, first_line
@@ -25,7 +28,7 @@ from ..weights.catalogue import canonical_model, find_weights, weights_entries
 from ..weights.checkpoint import CheckpointMismatchError, load_checkpoint, load_training_checkpoint, read_state_dict
 from .pretrained import HubError, from_pretrained
 
-__all__ = ["create_model_for_training", "load_model", "record_preprocessing"]
+__all__ = ["SourceInfo", "create_model_for_training", "load_model", "source_info", "record_preprocessing"]
 
 
 def _is_hub_source(source: str) -> bool:
@@ -257,3 +260,57 @@ def record_preprocessing(model: nn.Module, img_size: int, crop_pct: float, inter
                num_classes=len(class_names), label_names=tuple(class_names))
     model.pretrained_cfg = cfg
     return {k: cfg[k] for k in PREPROCESSING_KEYS}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a model holds beyond its weights: its ``architecture``, its classes (``class_names``,
+    by index) and the preprocessing its weights were trained and evaluated with (timm's data
+    config: ``input_size`` (channels, height, width), ``interpolation``, ``mean``, ``std``,
+    ``crop_pct``, ``crop_mode``)."""
+
+    architecture: str
+    num_classes: int
+    class_names: Tuple[str, ...]
+    input_size: Tuple[int, int, int]
+    interpolation: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    crop_pct: float
+    crop_mode: str
+
+    @property
+    def data_config(self) -> Dict[str, Any]:
+        """timm's data config (``timm.data.create_transform(**data_config)``)."""
+        return {"input_size": self.input_size, "interpolation": self.interpolation, "mean": self.mean,
+                "std": self.std, "crop_pct": self.crop_pct, "crop_mode": self.crop_mode}
+
+    def transform(self) -> Callable:
+        """The evaluation transform: resize, centre crop to ``input_size``, tensor, normalise."""
+        return create_transform(**self.data_config, is_training=False)
+
+
+def _is_imagenet_1k(cfg: Dict[str, Any]) -> bool:
+    tag = cfg.get("tag") or ""
+    return cfg.get("num_classes") == 1000 and (tag == "in1k" or tag.endswith(("_in1k", "_in22k_ft_in1k")))
+
+
+def source_info(model: nn.Module) -> SourceInfo:
+    """What ``model`` holds, from its pretrained cfg (a hub folder's config.json, a training run's
+    recorded preprocessing, a catalogue entry, or timm's defaults for a model without weights).
+
+    The class names are the weights' own: the ``label_names`` a training run records, ImageNet-1k's
+    names for ImageNet-1k weights (from timm's ``ImageNetInfo``, shipped with timm), else
+    ``class <index>``: a name is never guessed from the number of classes alone."""
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    num_classes = model.num_classes
+    names = cfg.get("label_descriptions") or cfg.get("label_names")
+    if not (names and len(names) == num_classes):
+        names = (ImageNetInfo("imagenet-1k").label_descriptions() if _is_imagenet_1k(cfg)
+                 else [f"class {i}" for i in range(num_classes)])
+    data = resolve_data_config(model=model)
+    return SourceInfo(
+        architecture=cfg.get("architecture") or type(model).__name__, num_classes=num_classes,
+        class_names=tuple(str(name) for name in names), input_size=tuple(data["input_size"]),
+        interpolation=data["interpolation"], mean=tuple(data["mean"]), std=tuple(data["std"]),
+        crop_pct=data["crop_pct"], crop_mode=data["crop_mode"])

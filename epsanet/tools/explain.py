@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from timm.data import create_transform, resolve_data_config
+from timm.data import create_transform
 from torch import nn
 from torchvision.transforms import Compose
 
@@ -28,8 +28,9 @@ from .._utils.errors import InvalidArgumentError
 from .._utils.files import atomic_file, write_json
 from .._utils.optional import require
 from .._utils.paths import require_existing, require_output_folder
+from ..hub.sources import source_info
 from ..layers import PSAModule
-from .predict import class_names, find_images, load_image
+from .predict import find_images, load_image
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
@@ -64,7 +65,7 @@ def default_target_layer(model: nn.Module) -> str:
     info = getattr(model, "feature_info", None)
     if not info:
         raise InvalidArgumentError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
-    size = min(resolve_data_config(model=model)["input_size"][1:])
+    size = min(source_info(model).input_size[1:])
     for stage in reversed(info):
         if math.ceil(size / stage["reduction"]) >= MIN_CAM_CELLS:
             return stage["module"]
@@ -76,7 +77,7 @@ def describe_default_layer(model: nn.Module) -> str:
     layer, last = default_target_layer(model), model.feature_info[-1]["module"]
     if layer == last:
         return "its last stage"
-    size = "x".join(str(s) for s in resolve_data_config(model=model)["input_size"][1:])
+    size = "x".join(str(s) for s in source_info(model).input_size[1:])
     return (f"{last}, the last stage, has fewer than {MIN_CAM_CELLS}x{MIN_CAM_CELLS} cells at the model's {size} px "
             f"input; {layer} is the last stage with that many")
 
@@ -97,7 +98,7 @@ def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[
     """A ``--target`` (class index or class name) as a class index; ``None`` stays ``None`` (each image's top-1)."""
     if target is None:
         return None
-    names = class_names(model)
+    names = source_info(model).class_names
     if isinstance(target, int) or str(target).lstrip("-").isdigit():
         index = int(target)
         if not 0 <= index < len(names):
@@ -107,15 +108,14 @@ def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[
     if target in names:
         return names.index(target)
     close = difflib.get_close_matches(str(target), names, n=3)
-    raise InvalidArgumentError(f"--target {target!r} is not a class name of the model"
-                               + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class "
-                                                                                                  "index"))
+    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class index"
+    raise InvalidArgumentError(f"--target {target!r} is not a class name of the model{hint}")
 
 
 def _transforms(model: nn.Module, display_size: int):
     """The model's evaluation transform, and the same resize and crop at ``display_size`` (short
     side) without normalisation, so the picture shows exactly what the model saw."""
-    data_config = resolve_data_config(model=model)
+    data_config = source_info(model).data_config
     channels, height, width = data_config["input_size"]
     scale = display_size / min(height, width)
     display_config = dict(data_config, input_size=(channels, round(height * scale), round(width * scale)))
@@ -163,7 +163,7 @@ def explain(model: nn.Module, images: Sequence[Image.Image], method: str = "grad
     layer = layer or default_target_layer(model)
     target_layer = find_layer(model, layer)
     target_index = resolve_target(model, target)
-    names = class_names(model)
+    names = source_info(model).class_names
     transform, display_transform, channels = _transforms(model, display_size)
     was_training = model.training
     model.eval()
@@ -337,8 +337,8 @@ def psa_scale_weights(model: nn.Module, images: torch.Tensor, batch_size: int = 
     """
     modules = [(name, m) for name, m in model.named_modules() if isinstance(m, PSAModule)]
     if not modules:
-        raise InvalidArgumentError(f"{getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)} "
-                                   "has no PSA modules: PSA scale weights exist only for EPSANets (e.g. "
+        name = getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+        raise InvalidArgumentError(f"{name} has no PSA modules: PSA scale weights exist only for EPSANets (e.g. "
                                    "epsanet50_small)")
     kernel_sizes = list(modules[0][1].kernel_sizes)
     sums: Dict[str, torch.Tensor] = {}
@@ -438,7 +438,7 @@ def load_explain_model(spec: ModelSpec) -> nn.Module:
 
 
 def _label(spec: ModelSpec, model: nn.Module) -> str:
-    architecture = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or spec.source
+    architecture = source_info(model).architecture
     if spec.source.startswith("hf-hub:"):
         return spec.source.removeprefix("hf-hub:")
     if Path(spec.source).exists():
@@ -466,7 +466,7 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
     if psa_scales:
         for spec, model in loaded:
             if not any(isinstance(m, PSAModule) for m in model.modules()):
-                architecture = (model.pretrained_cfg or {}).get("architecture", spec.source)
+                architecture = source_info(model).architecture
                 raise InvalidArgumentError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA "
                                            "scale weights exist only for EPSANets (epsanet50_small, epsanet101_large, "
                                            "...)")
