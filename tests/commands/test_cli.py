@@ -8,6 +8,7 @@ import timm
 import torch
 import torchvision
 
+import epsanet
 import epsanet.commands.models
 from epsanet.cli import main
 
@@ -17,6 +18,42 @@ def test_models_command_prints_measured_params_and_gmacs(capsys):
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["epsanet50_small"]["params"] == 22_561_715 and rows["epsanet50_small"]["gmacs"] == 3.6
     assert rows["epsanet50_large"]["params"] == 30_100_094
+
+
+def test_models_prints_a_plain_table_that_fits_80_columns(capsys):
+    assert main(["models"]) == 0
+    header, rule, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["model", "params", "GMACs@224", "paper", "top-1", "licence", "weights"]
+    assert set(rule) == {"-", " "} and len(rows) == len(epsanet.list_models())
+    assert max(len(line) for line in [header, rule, *rows]) <= 80
+    small = next(row for row in rows if row.startswith("epsanet50_small "))
+    assert small.split() == ["epsanet50_small", "22.6M", "3.60", "77.49", "MIT", "-"]
+    se = next(row for row in rows if row.startswith("se_resnet50 "))
+    assert se.split() == ["se_resnet50", "28.1M", "4.09", "76.71", "Apache-2.0", "4"]
+
+
+def test_weights_prints_a_plain_table_that_fits_80_columns(capsys):
+    assert main(["weights"]) == 0
+    header, rule, *rows, note = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in [header, rule, *rows, note]) <= 80
+    assert rows[0].split() == ["se_resnet50.a1_in1k", "81.102", "95.12", "288/1.0", "auto", "Apache-2.0"]
+    sge = next(row for row in rows if row.startswith("sge_resnet50."))
+    assert sge.endswith("224/0.875  by hand  no licence file")
+    assert note == "weights fetched by hand: `epsanet weights --format markdown` says where from"
+
+
+@pytest.mark.parametrize("command", ["models", "weights"])
+def test_the_listings_spell_each_licence_one_way_in_every_format(command, capsys):
+    spellings = set()
+    for form in (["--format", "markdown"], ["--format", "json"], ["--json"]):
+        assert main([command, *form]) == 0
+        out = capsys.readouterr().out
+        if "json" in form[-1]:
+            spellings |= {row["license"] for row in json.loads(out)}
+        else:
+            spellings |= {line.split(" | ")[-2 if command == "models" else -1].strip(" |")
+                          for line in out.splitlines()[2:]}
+    assert spellings <= {"MIT", "Apache-2.0", "no licence file", "-"}
 
 
 def test_a_bad_pattern_is_a_one_line_error(capsys):
