@@ -6,6 +6,7 @@ the same models are built torchvision-style by ``epsanet.epsanet50_small(weights
 """
 __version__ = "0.1.0"
 
+from ._utils.errors import EpsanetError, InvalidArgumentError, PathExistsError, PathNotFoundError, PathPermissionError
 from .hub import HubError, TransplantReport, convert_checkpoint, from_pretrained, publish, save_pretrained, transplant
 from .layers import create_attention, list_attention
 from .models import *  # noqa: F401,F403
@@ -20,7 +21,8 @@ from .weights.checkpoint import CheckpointMismatchError, load_checkpoint
 register_with_torchvision()
 
 __all__ = [
-    "__version__", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
+    "__version__", "EpsanetError", "InvalidArgumentError", "PathNotFoundError", "PathExistsError",
+    "PathPermissionError", "list_pretrained", "CheckpointMismatchError", "load_checkpoint", "from_pretrained",
     "save_pretrained", "publish", "HubError", "convert_checkpoint", "transplant", "TransplantReport",
     "create_attention", "list_attention", "count_macs", "count_params", "deploy", "explain", *_models_all,
 ]

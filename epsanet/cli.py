@@ -1,12 +1,15 @@
 """The ``epsanet`` command: ``epsanet <command> --help`` describes each command.
 
-Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args)``;
-errors a user can fix are printed as one line (``epsanet: error: ...``), never a traceback.
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args)``.
+Errors a user can fix (an :class:`~epsanet._utils.errors.EpsanetError`) are printed as one line
+(``epsanet CMD: error: ...``, exit status 2), never a traceback; any other exception is a bug in
+epsanet and shows its traceback, then how to report it (exit status 1).
 """
 import argparse
 import importlib
 import platform
 import sys
+import traceback
 from typing import List, NoReturn, Optional
 
 import huggingface_hub.utils
@@ -15,7 +18,7 @@ import torch
 import torchvision
 
 from . import __version__
-from ._utils.optional import MissingDependencyError
+from ._utils.errors import EpsanetError
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -34,9 +37,7 @@ COMMANDS = {
     "demo": ("epsanet.commands.demo", "the main job: train on the built-in digits, export, reload, check"),
 }
 
-# Exceptions that carry a message meant for the user.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, RuntimeError,
-               MissingDependencyError)
+ISSUES = "https://github.com/epsanet/epsanet/issues"
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -47,12 +48,16 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def versions() -> str:
+    """The line ``epsanet --version`` prints: epsanet's version and those of what it runs on."""
+    return (f"epsanet {__version__} (torch {torch.__version__}, torchvision {torchvision.__version__}, "
+            f"timm {timm.__version__}, Python {platform.python_version()})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="epsanet", description=__doc__.splitlines()[0].replace("``", "`"),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
-    parser.add_argument("--version", action="version", version=(
-        f"epsanet {__version__} (torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"timm {timm.__version__}, Python {platform.python_version()})"))
+    parser.add_argument("--version", action="version", version=versions())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -68,13 +73,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     huggingface_hub.utils.logging.set_verbosity_error()
     try:
         return importlib.import_module(args.module).run(args) or 0
-    except USER_ERRORS as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"epsanet {args.command}: error: {message}", file=sys.stderr)
+    except EpsanetError as e:
+        print(f"epsanet {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"epsanet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"epsanet {args.command}: this is a bug in epsanet, not a problem with your input: please report it "
+              f"at {ISSUES} with the command, the traceback above and this line: {versions()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

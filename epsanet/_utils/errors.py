@@ -10,7 +10,7 @@ from typing import Optional
 
 __all__ = [
     "EpsanetError", "InvalidArgumentError", "PathNotFoundError", "PathExistsError", "PathPermissionError",
-    "first_line",
+    "RunFailedError", "first_line",
 ]
 
 
@@ -32,6 +32,11 @@ class PathExistsError(EpsanetError, FileExistsError):
 
 class PathPermissionError(EpsanetError, PermissionError):
     """A path epsanet may not read or write."""
+
+
+class RunFailedError(EpsanetError, RuntimeError):
+    """A run (training, a demo) that stopped short of its end or its target for a reason the user
+    can change: a loss that diverged, an accuracy below the target."""
 
 
 def first_line(error: BaseException, default: Optional[str] = None) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Iterator, Union
 
 import torch
 
+from .errors import PathExistsError, PathNotFoundError
+
 _UMASK_LOCK = threading.Lock()
 
 
@@ -45,7 +47,7 @@ def atomic_file(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[Pat
     from it), moved onto ``path`` when the block succeeds and removed when it fails."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+        raise PathNotFoundError(f"the directory of {path} does not exist: create it first")
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -66,7 +68,7 @@ def atomic_directory(directory: Union[str, os.PathLike]) -> Iterator[Path]:
     error, never replaced."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise FileExistsError(f"{directory} is a file, not a folder: choose another folder, or remove the file")
+        raise PathExistsError(f"{directory} is a file, not a folder: choose another folder, or remove the file")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

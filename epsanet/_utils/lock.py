@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Union
 
+from .errors import EpsanetError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -32,7 +34,7 @@ _held_here: Dict[str, str] = {}  # real folder path -> the holder line written i
 _held_here_guard = threading.Lock()
 
 
-class FolderInUseError(RuntimeError):
+class FolderInUseError(EpsanetError, RuntimeError):
     """Another process holds the folder; the message names it."""
 
 

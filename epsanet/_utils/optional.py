@@ -8,13 +8,15 @@ A missing one is reported in one line that names the extra bringing it: without 
 import importlib
 from types import ModuleType
 
+from .errors import EpsanetError
+
 __all__ = ["MissingDependencyError", "require"]
 
 # Import name -> the distribution pip installs, where the two differ.
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "pytorch_grad_cam": "grad-cam", "cv2": "opencv-python"}
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(EpsanetError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it."""
 
 

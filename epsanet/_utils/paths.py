@@ -6,8 +6,8 @@ unreadable, or a file recognised by its first bytes (a PyTorch checkpoint in the
 pickle format, safetensors, a TorchScript or ONNX model, an image, text, ...).
 The ``require_*`` functions (:func:`require_existing`, :func:`require_checkpoint`,
 :func:`require_folder`, :func:`require_output_folder`) raise the error a command shows in one
-line: ``FileNotFoundError`` for a missing path, ``PermissionError`` for an unreadable one,
-:class:`WrongKindError` for a path of the wrong kind and ``FileExistsError`` for an output folder
+line: :class:`PathNotFoundError` for a missing path, :class:`PathPermissionError` for an unreadable one,
+:class:`WrongKindError` for a path of the wrong kind and :class:`PathExistsError` for an output folder
 that is a file, each naming what the path is and what to pass instead.
 """
 import enum
@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from .errors import EpsanetError, PathExistsError, PathNotFoundError, PathPermissionError
+
 __all__ = [
-    "Kind", "PathKind", "WrongKindError", "path_kind", "require_checkpoint", "require_existing", "require_folder",
-    "require_output_folder",
+    "Kind", "PathKind", "WrongKindError", "looks_like_path", "path_kind", "require_checkpoint", "require_existing",
+    "require_folder", "require_output_folder",
     "CHECKPOINT_SUFFIXES", "IMAGE_SUFFIXES",
 ]
 
@@ -31,7 +33,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 _SNIFF_BYTES = 4096
 
 
-class WrongKindError(ValueError):
+class WrongKindError(EpsanetError, ValueError):
     """A path exists but is not the kind of file or folder a command needs."""
 
 
@@ -87,6 +89,18 @@ _IMAGE_MAGIC = (
 )
 _ARCHIVE_MAGIC = ((b"\x1f\x8b", "a gzip file"), (b"BZh", "a bzip2 file"), (b"\xfd7zXZ\x00", "an xz file"),
                   (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive"), (b"%PDF", "a PDF document"))
+
+
+def looks_like_path(value: PathLike) -> bool:
+    """Whether ``value``, given where a name or a path is accepted (``weights=``, ``--model``), is
+    meant as a path: an ``os.PathLike``, or a string with a path separator, starting with ``.`` or
+    ``~``, or ending like a checkpoint file. ``hf-hub:org/name`` ids are not paths."""
+    if isinstance(value, os.PathLike):
+        return True
+    if value.startswith("hf-hub:"):
+        return False
+    return (any(sep in value for sep in ("/", os.sep)) or value.startswith((".", "~"))
+            or value.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors")))
 
 
 def path_kind(path: PathLike) -> PathKind:
@@ -198,9 +212,9 @@ def require_existing(path: PathLike, role: str, fix: str = "check the path") -> 
     info = path_kind(path)
     if info.kind is Kind.MISSING:
         detail = "" if info.description == "missing" else f" ({info.description})"
-        raise FileNotFoundError(f"{role} {path} does not exist{detail}: {fix}")
+        raise PathNotFoundError(f"{role} {path} does not exist{detail}: {fix}")
     if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"{role} {path} is {info.description}: fix its permissions")
+        raise PathPermissionError(f"{role} {path} is {info.description}: fix its permissions")
     return info
 
 
@@ -237,8 +251,8 @@ def require_folder(path: PathLike, role: str, fix: str) -> PathKind:
 
 def require_output_folder(path: PathLike, role: str, fix: Optional[str] = None) -> PathKind:
     """``path`` as a folder to write into: missing (to be made) or a folder. Anything else is a
-    one-line ``FileExistsError`` naming what it is; ``fix`` defaults to "choose another <role>"."""
+    one-line :class:`PathExistsError` naming what it is; ``fix`` defaults to "choose another <role>"."""
     info = path_kind(path)
     if info.kind is not Kind.MISSING and not info.is_folder:
-        raise FileExistsError(f"{role} {path} is {info.description}, not a folder: {fix or f'choose another {role}'}")
+        raise PathExistsError(f"{role} {path} is {info.description}, not a folder: {fix or f'choose another {role}'}")
     return info

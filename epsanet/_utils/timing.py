@@ -7,6 +7,8 @@ from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, 
 
 import torch
 
+from .errors import InvalidArgumentError
+
 __all__ = ["time_interleaved", "synchronize"]
 
 Key = TypeVar("Key", bound=Hashable)
@@ -43,7 +45,7 @@ def time_interleaved(
         timer: the clock, in seconds (as ``timeit``'s).
     """
     if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be at least 1 and warmup at least 0, got {rounds} and {warmup}")
+        raise InvalidArgumentError(f"rounds must be at least 1 and warmup at least 0, got {rounds} and {warmup}")
     for run in calls.values():
         for _ in range(warmup):
             run()

@@ -6,6 +6,7 @@ import sys
 
 import torch
 
+from .._utils.errors import InvalidArgumentError, PathNotFoundError
 from .._utils.files import write_json
 from .._utils.optional import require
 from .._utils.sizes import require_image_size
@@ -50,21 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.warmup < 0:
-        raise ValueError(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and {args.warmup}")
+        raise InvalidArgumentError(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats} and "
+                                   f"{args.warmup}")
     require_image_size(args.img_size)
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+            raise InvalidArgumentError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     for path in (args.json, args.chart):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise FileNotFoundError(f"the directory of {path} does not exist: create it first")
+            raise PathNotFoundError(f"the directory of {path} does not exist: create it first")
     if args.chart:
         require("matplotlib", "bench", "the benchmark chart")
     if args.onnxruntime:
         require("onnxruntime", "export", "--onnxruntime")
         if args.device != "cpu":
-            raise ValueError("--onnxruntime runs on the CPU: use it with --device cpu")
+            raise InvalidArgumentError("--onnxruntime runs on the CPU: use it with --device cpu")
     baseline = None if args.baseline.lower() == "none" else args.baseline
     runtimes = ["eager"] + (["compile"] if args.compile else []) + (["onnxruntime"] if args.onnxruntime else [])
     cands = candidates(args.models, baseline, reference=not args.no_reference, untuned=args.untuned,

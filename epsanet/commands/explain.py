@@ -2,6 +2,7 @@
 kernel sizes EPSANet's PSA modules choose (``--psa-scales``)."""
 import argparse
 
+from .._utils.errors import InvalidArgumentError
 from ..tools.explain import DISPLAY_SIZE, METHODS
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tools.explain import explain_files
 
     if args.size < 16:
-        raise ValueError(f"--size must be at least 16 pixels, got {args.size}")
+        raise InvalidArgumentError(f"--size must be at least 16 pixels, got {args.size}")
     summary = explain_files(args.inputs, args.models, args.out, method=args.method, layer=args.layer,
                             target=args.target, psa_scales=args.psa_scales, display_size=args.size,
                             device=resolve_device(args.device))

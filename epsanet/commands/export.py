@@ -4,6 +4,7 @@ import argparse
 
 import torch
 
+from .._utils.errors import InvalidArgumentError, PathNotFoundError
 from .._utils.optional import require
 from .._utils.paths import WrongKindError, path_kind
 from .._utils.sizes import require_image_size
@@ -18,33 +19,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="weights for the zoo model (official .pth.tar, state dict or safetensors)")
     parser.add_argument("--num-classes", type=int,
                         help="classifier width of a zoo model without weights (default: 1000, or the weights' own)")
-    parser.add_argument("--img-size", type=int, default=224, help="input size of the ONNX graph (default: 224)")
+    parser.add_argument("--img-size", type=int,
+                        help="input size of the ONNX graph (default: the model's own, e.g. the size a run trained at)")
     parser.add_argument("--no-fuse-bn", action="store_true",
                         help="keep BatchNorms instead of folding them into convolutions")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub.sources import load_model
+    from ..hub.sources import load_model, source_info
 
     if not args.output.endswith((".onnx", ".pt")):
-        raise ValueError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt (TorchScript)")
+        raise InvalidArgumentError(f"cannot tell the format of {args.output}: name it *.onnx (ONNX) or *.pt "
+                                   "(TorchScript)")
     output = path_kind(args.output)
     if output.is_folder:
         raise WrongKindError(f"output {args.output} is {output.description}: name a file inside it, e.g. "
                              f"{args.output.rstrip('/')}/model{'.onnx' if args.output.endswith('.onnx') else '.pt'}")
     if not output.path.parent.is_dir():
-        raise FileNotFoundError(f"the directory of {args.output} does not exist: create it first")
+        raise PathNotFoundError(f"the directory of {args.output} does not exist: create it first")
     if args.output.endswith(".onnx"):
         require("onnxruntime", "export", "checking an ONNX export")
-    require_image_size(args.img_size)
+    if args.img_size is not None:
+        require_image_size(args.img_size)
     model = load_model(args.model, args.pretrained, args.checkpoint, num_classes=args.num_classes).eval()
+    _, height, width = source_info(model).input_size
+    if args.img_size is not None:
+        height = width = args.img_size
     if not args.no_fuse_bn:
         model = fuse_batchnorm(model)
     if args.output.endswith(".pt"):
         export_torchscript(model, args.output)
         print(f"wrote {args.output} (TorchScript)")
         return 0
-    export_onnx(model, args.output, img_size=args.img_size)
-    error = check_onnx(model, args.output, torch.randn(2, 3, args.img_size, args.img_size))
-    print(f"wrote {args.output} (ONNX; onnxruntime matches the model to {error:.1e} relative error)")
+    export_onnx(model, args.output, img_size=(height, width))
+    error = check_onnx(model, args.output, torch.randn(2, 3, height, width))
+    print(f"wrote {args.output} (ONNX, input N x 3 x {height} x {width}; onnxruntime matches the model to "
+          f"{error:.1e} relative error)")
     return 0

@@ -3,9 +3,15 @@
     epsanet predict cat.jpg photos/ --model se_resnet50 --pretrained a1_in1k
     epsanet predict digits/ --model runs/digits-epsanet50_small          # a training run's best model
     epsanet predict x.png --model eca_resnet50 --weights converted/ --json
+
+The readable images are predicted even when others cannot be read; each unreadable one is named
+on stderr, and the command ends with one line counting them (exit status 2).
 """
 import argparse
 import json
+import sys
+
+from .._utils.errors import InvalidArgumentError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._utils.device import resolve_device
-    from ..hub.sources import _model_path, load_model, require_weights
+    from ..hub.sources import _model_path, load_model, require_weights, source_info
     from ..models import get_model_builder
     from ..tools.predict import find_images, predict
     from ..weights.catalogue import canonical_model
@@ -37,31 +43,39 @@ def run(args: argparse.Namespace) -> int:
     images = find_images(args.images)  # before the model: a wrong path is found in an instant
     device = resolve_device(args.device)
     if args.top_k is not None and args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise InvalidArgumentError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.weights is not None:
         get_model_builder(args.model)
         if not (args.weights.startswith("hf-hub:") or _model_path(args.weights, "--weights") is not None):
-            raise ValueError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub folder, "
-                             "a training run folder or an hf-hub id (catalogue weights: --pretrained TAG)")
+            raise InvalidArgumentError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub "
+                                       "folder, a training run folder or an hf-hub id (catalogue weights: --pretrained "
+                                       "TAG)")
         model = load_model(args.weights, role="--weights")
-        architecture = model.pretrained_cfg.get("architecture") or "?"
+        architecture = source_info(model).architecture
         if canonical_model(architecture) != canonical_model(args.model):
-            raise ValueError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
-                             f"--model {architecture}")
+            raise InvalidArgumentError(f"--weights {args.weights} holds {architecture} weights, not {args.model}: pass "
+                                       f"--model {architecture}")
     else:
         require_weights(args.model, args.pretrained, args.checkpoint, "predicts noise",
                         "--pretrained TAG (see `epsanet weights`), --weights DIR or --checkpoint FILE")
         model = load_model(args.model, args.pretrained, args.checkpoint)
-    predictions = predict(model, images, top_k=args.top_k, batch_size=args.batch_size, device=device)
+    result = predict(model, args.images, top_k=args.top_k, batch_size=args.batch_size, device=device)
     if args.json:
-        print(json.dumps([p.to_dict() for p in predictions], indent=2))
-        return 0
-    print("| image | rank | class | probability |")
-    print("|---|---:|---|---:|")
-    for prediction in predictions:
-        for rank, (index, name, probability) in enumerate(prediction.top_k, 1):
-            image = prediction.image if rank == 1 else ""
-            print(f"| {image} | {rank} | {name} ({index}) | {100 * probability:.2f}% |")
+        print(json.dumps([p.to_dict() for p in result.predictions], indent=2))
+    elif result.predictions:
+        print("| image | rank | class | probability |")
+        print("|---|---:|---|---:|")
+        for prediction in result.predictions:
+            for rank, (index, name, probability) in enumerate(prediction.top_k, 1):
+                image = prediction.image if rank == 1 else ""
+                print(f"| {image} | {rank} | {name} ({index}) | {100 * probability:.2f}% |")
+    if result.unreadable:
+        for reason in result.unreadable.values():
+            print(f"epsanet predict: {reason}", file=sys.stderr)
+        named = list(result.unreadable)[:3] + ([f"... ({len(result.unreadable) - 3} more)"]
+                                               if len(result.unreadable) > 3 else [])
+        raise InvalidArgumentError(f"{len(result.unreadable)} of {len(images)} images could not be read: "
+                                   f"{', '.join(named)}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .._utils.errors import first_line
+from .._utils.errors import InvalidArgumentError, PathNotFoundError, first_line
 from .._utils.paths import Kind, WrongKindError, path_kind, require_existing, require_output_folder
 
 DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
     for key in overrides:
         if key in ("model", "data"):
-            raise ValueError(f"{key}= repeats the {key.upper()} argument: leave it out")
+            raise InvalidArgumentError(f"{key}= repeats the {key.upper()} argument: leave it out")
         if key not in DEFAULT_CFG_DICT:
             close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
             hint = f"did you mean {' or '.join(close)}?" if close else "`yolo cfg` lists them"
-            raise ValueError(f"{key}= is not an Ultralytics train argument: {hint}")
+            raise InvalidArgumentError(f"{key}= is not an Ultralytics train argument: {hint}")
     model = model_path if model_path is not None else integration.model_yaml(args.model)
     integration.use_local_fonts()
     YOLO(model).train(data=args.data, **overrides)
@@ -94,7 +94,7 @@ def _model_path(model: str) -> Optional[str]:
     info = path_kind(model)
     if info.kind is Kind.MISSING:
         if any(sep in model for sep in ("/", os.sep)) or model.endswith((".pt", ".yml")):
-            raise FileNotFoundError(f"model {model} does not exist: pass a shipped YAML name (yolo11n-ema, "
+            raise PathNotFoundError(f"model {model} does not exist: pass a shipped YAML name (yolo11n-ema, "
                                     "yolo11s-cbam, yolo11n-epsa, ...), a model YAML file or a .pt checkpoint")
         return None
     if info.kind is Kind.TEXT or info.kind is Kind.TORCH_ZIP or info.kind is Kind.TORCH_PICKLE:
@@ -115,13 +115,14 @@ def _check_dataset_yaml(data: str) -> None:
     try:
         content = yaml.safe_load(info.path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"dataset YAML {data} is not valid YAML ({first_line(e)}): {_WRITE_DATASET}") from None
+        raise InvalidArgumentError(f"dataset YAML {data} is not valid YAML ({first_line(e)}): "
+                                   f"{_WRITE_DATASET}") from None
     # Ultralytics' check_det_dataset takes "validation" for "val", and "nc" for "names".
     required = (("train",), ("val", "validation"), ("names", "nc"))
     missing = [keys[0] for keys in required if not isinstance(content, dict) or not any(k in content for k in keys)]
     if missing:
-        raise ValueError(f"dataset YAML {data} has no {', '.join(missing)}: an Ultralytics dataset YAML names its "
-                         f"train and val images and its class names; {_WRITE_DATASET}")
+        raise InvalidArgumentError(f"dataset YAML {data} has no {', '.join(missing)}: an Ultralytics dataset YAML "
+                                   f"names its train and val images and its class names; {_WRITE_DATASET}")
 
 
 def _parse_overrides(items: List[str]) -> Dict[str, Any]:
@@ -131,7 +132,7 @@ def _parse_overrides(items: List[str]) -> Dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"train arguments are KEY=VALUE, got {item!r}: e.g. epochs=30")
+            raise InvalidArgumentError(f"train arguments are KEY=VALUE, got {item!r}: e.g. epochs=30")
         try:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -17,6 +17,7 @@ from torchvision.models import WeightsEnum
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
+from .._utils.errors import InvalidArgumentError, PathNotFoundError
 from ..models import create_model
 from ..weights.checkpoint import check_state_dict, read_state_dict
 
@@ -72,13 +73,14 @@ def fpn_backbone(
                                                            progress=progress)
     else:
         if weights is not None:
-            raise ValueError("weights are for a backbone given by name: load them into the model you pass instead")
+            raise InvalidArgumentError("weights are for a backbone given by name: load them into the model you pass "
+                                       "instead")
         model = backbone
         trainable_layers = 5 if trainable_layers is None else trainable_layers
     if not 0 <= trainable_layers <= 5:
-        raise ValueError(f"trainable_layers must be between 0 and 5, got {trainable_layers}")
+        raise InvalidArgumentError(f"trainable_layers must be between 0 and 5, got {trainable_layers}")
     if not returned_layers or any(k not in (1, 2, 3, 4) for k in returned_layers):
-        raise ValueError(f"returned_layers must be stages among 1, 2, 3, 4, got {list(returned_layers)}")
+        raise InvalidArgumentError(f"returned_layers must be stages among 1, 2, 3, 4, got {list(returned_layers)}")
 
     stages = _stages(model)
     fpn = BackboneWithFPN(
@@ -142,14 +144,14 @@ def _stages(model: nn.Module) -> List[Tuple[str, int]]:
     elif isinstance(info, list) and all(isinstance(level, dict) for level in info):
         levels = [(level["module"], level["num_chs"], level["reduction"]) for level in info]
     else:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{type(model).__name__} has no timm feature_info: pass a zoo model name, a timm model, "
             "or timm.create_model(name, features_only=True)"
         )
     by_stride = {stride: (name, channels) for name, channels, stride in levels}
     missing = [s for s in STAGE_STRIDES if s not in by_stride]
     if missing:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{type(model).__name__} has no features at stride {', '.join(map(str, missing))}: an FPN "
             "needs the four stages at strides 4, 8, 16, 32 (with features_only, keep out_indices covering them)"
         )
@@ -157,7 +159,7 @@ def _stages(model: nn.Module) -> List[Tuple[str, int]]:
     children = dict(model.named_children())
     nested = [name for name, _ in stages if name not in children]
     if nested:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"the stages of {type(model).__name__} ({', '.join(nested)}) are not direct children of the "
             "model: pass timm.create_model(name, features_only=True) instead"
         )
@@ -189,11 +191,11 @@ def _checkpoint_path(weights: Optional[BackboneWeights]) -> Optional[Path]:
     if path.is_dir():
         found = [path / f for f in _HUB_FOLDER_FILES if (path / f).is_file()]
         if not found:
-            raise FileNotFoundError(
+            raise PathNotFoundError(
                 f"backbone weights folder {path} holds no {' or '.join(_HUB_FOLDER_FILES)}: "
                 "pass a folder written by epsanet.save_pretrained, or a checkpoint file"
             )
         return found[0]
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights {path} do not exist: check the path")
+        raise PathNotFoundError(f"backbone weights {path} do not exist: check the path")
     return path

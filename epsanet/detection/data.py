@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms import v2
 
+from .._utils.errors import EpsanetError, InvalidArgumentError, PathNotFoundError
 from .._utils.optional import require
 from .._utils.paths import Kind, WrongKindError, path_kind, require_folder
 
@@ -30,7 +31,7 @@ __all__ = ["AnnotationError", "load_coco", "CocoDetection", "detection_transform
 PathLike = Union[str, os.PathLike]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(EpsanetError, ValueError):
     """A COCO annotation file that cannot be used; the message names the file and what is wrong."""
 
 
@@ -46,7 +47,7 @@ def load_coco(path: PathLike, *, require_masks: bool = False) -> COCO:
     path = Path(path)
     info = path_kind(path)
     if info.kind is Kind.MISSING:
-        raise FileNotFoundError(f"annotation file {path} does not exist: check the path")
+        raise PathNotFoundError(f"annotation file {path} does not exist: check the path")
     if not path.is_file():
         raise WrongKindError(f"annotation file {path} is {info.description}, not a COCO JSON file: pass its "
                              "instances_*.json")
@@ -169,7 +170,7 @@ class CocoDetection(torch.utils.data.Dataset):
         absent = [self.coco.imgs[i]["file_name"] for i in self.ids
                   if not (self.root / self.coco.imgs[i]["file_name"]).is_file()]
         if absent:
-            raise FileNotFoundError(
+            raise PathNotFoundError(
                 f"{len(absent)} of the {len(self.ids)} images listed in {self.annotation_file} are not in "
                 f"{self.root} (first: {absent[0]}): check the image folder"
             )
@@ -213,9 +214,10 @@ class CocoDetection(torch.utils.data.Dataset):
             with Image.open(path) as file:
                 image = file.convert("RGB")
         except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"cannot decode image {path} ({e}): the file is corrupt or not an image") from None
+            raise InvalidArgumentError(f"cannot decode image {path} ({e}): the file is corrupt or not an "
+                                       "image") from None
         if image.size != (info["width"], info["height"]):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"image {path} is {image.width}x{image.height} but {self.annotation_file} says "
                 f"{info['width']}x{info['height']}: fix the annotation's width and height"
             )

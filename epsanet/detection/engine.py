@@ -278,10 +278,10 @@ def _read_checkpoint(path: os.PathLike, map_location: Any) -> Dict[str, Any]:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         reason = first_line(e)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot read checkpoint {path} ({reason}): the file is truncated or not a checkpoint") from None
     if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:
-        raise ValueError(f"{path} is not a checkpoint of `epsanet detect train` (it has no model_config)")
+        raise InvalidArgumentError(f"{path} is not a checkpoint of `epsanet detect train` (it has no model_config)")
     return checkpoint
 
 

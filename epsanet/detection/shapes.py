@@ -21,6 +21,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .._utils.errors import InvalidArgumentError, PathExistsError
 from .._utils.files import atomic_directory
 from .._utils.optional import require
 from .._utils.paths import Kind, require_output_folder
@@ -59,16 +60,17 @@ def make_shapes_dataset(
     """
     root = Path(root)
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise InvalidArgumentError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     existing = require_output_folder(root, "ROOT", "choose another folder")
     if existing.kind is not Kind.MISSING and not overwrite:
-        raise FileExistsError(f"{root} already exists: choose another folder, or replace it (--overwrite)")
+        raise PathExistsError(f"{root} already exists: choose another folder, or replace it (--overwrite)")
     if not 8 <= image_size[0] <= image_size[1]:
-        raise ValueError(f"--image-size must be MIN MAX with 8 <= MIN <= MAX, got {image_size[0]} {image_size[1]}")
+        raise InvalidArgumentError(f"--image-size must be MIN MAX with 8 <= MIN <= MAX, got {image_size[0]} "
+                                   f"{image_size[1]}")
     for option, value in (("--train-images", train_images), ("--val-images", val_images),
                           ("max_objects", max_objects)):
         if value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
+            raise InvalidArgumentError(f"{option} must be at least 1, got {value}")
     streams = np.random.SeedSequence(seed).spawn(2)
     with atomic_directory(root) as staging:
         for (split, count), stream in zip((("train", train_images), ("val", val_images)), streams):

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
+from .._utils.errors import InvalidArgumentError, PathExistsError
 from .._utils.paths import Kind, require_output_folder
 from ..models import create_model, get_model_builder, list_models
 from ..weights.catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
@@ -124,10 +125,10 @@ def convert_checkpoint(source: Union[str, os.PathLike], model: str, out: Union[s
     out = Path(out)
     existing = require_output_folder(out, "--out", "choose another output folder")
     if existing.kind is not Kind.MISSING and not overwrite:
-        raise FileExistsError(f"{out} already exists: choose another output folder, or replace it (--force)")
+        raise PathExistsError(f"{out} already exists: choose another output folder, or replace it (--force)")
     entry = find_weights(model, tag) if tag else None
     if tag and entry is None:
-        raise ValueError(f"no catalogue entry {model}.{tag}: see `epsanet weights`, or leave out the tag")
+        raise InvalidArgumentError(f"no catalogue entry {model}.{tag}: see `epsanet weights`, or leave out the tag")
     state = _read_source(source, cache_dir, entry)
     layout = detect_layout(state)
     num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else 0

@@ -1,23 +1,34 @@
 """Where a model comes from: a zoo name (with catalogue weights or none), a hub folder, an
-``hf-hub:`` id, or a checkpoint; and how a trained model records its preprocessing and labels."""
+``hf-hub:`` id, or a checkpoint; how a trained model records its preprocessing and labels, and
+what a loaded model holds (:func:`source_info`: architecture, classes, input size, preprocessing)."""
 import difflib
 import inspect
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import timm
+from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
-from .._utils.errors import first_line
-from .._utils.paths import Kind, PathKind, WrongKindError, path_kind, require_checkpoint
+from .._utils.errors import InvalidArgumentError, PathNotFoundError, PathPermissionError, first_line
+from .._utils.paths import (
+    Kind,
+    PathKind,
+    WrongKindError,
+    looks_like_path,
+    path_kind,
+    require_checkpoint,
+    require_existing,
+)
 from ..models import get_model_builder
 from ..weights.catalogue import canonical_model, find_weights, weights_entries
 from ..weights.checkpoint import CheckpointMismatchError, load_checkpoint, load_training_checkpoint, read_state_dict
 from .pretrained import HubError, from_pretrained
 
-__all__ = ["create_model_for_training", "load_model", "record_preprocessing"]
+__all__ = ["SourceInfo", "create_model_for_training", "load_model", "source_info", "record_preprocessing"]
 
 
 def _is_hub_source(source: str) -> bool:
@@ -31,10 +42,14 @@ def _catalogue_model(name: str, tag: Optional[str], route: str = "cli-model", **
     if tag is None:
         return timm.create_model(name, **kwargs)
     entry = find_weights(name, tag)
+    if entry is None and (looks_like_path(tag) or os.path.exists(tag)):
+        require_existing(tag, "--pretrained", "check the path; a hub folder or training run folder is the --model")
+        raise InvalidArgumentError(f"--pretrained {tag} is a path, not a catalogue tag (see `epsanet weights`): pass "
+                                   f"the model it holds as --model {tag}")
     if entry is None:
         tags = ", ".join(e.tag for e in weights_entries(name)) or "none exist yet"
-        raise ValueError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet weights`, "
-                         "or pass a hub folder or hf-hub:ORG/NAME")
+        raise InvalidArgumentError(f"no pretrained weights {tag!r} for {name} (available: {tags}): see `epsanet "
+                                   "weights`, or pass a hub folder or hf-hub:ORG/NAME")
     if entry.by_hand:
         raise HubError(entry.fetch_instructions(route))
     return timm.create_model(f"{name}.{tag}", pretrained=True, **kwargs)
@@ -45,7 +60,7 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
     """Zoo model ``name`` with ``num_classes`` outputs, randomly initialised, or starting from
     ``pretrained``: a catalogue tag, a hub folder / ``hf-hub:`` id, or a checkpoint file. A
     classifier of another size is replaced by a new one. ``kwargs`` go to the builder; one it
-    does not take, or of the wrong type, is a one-line ``ValueError``."""
+    does not take, or of the wrong type, is a one-line :class:`InvalidArgumentError`."""
     try:
         return _create_model_for_training(name, num_classes, pretrained, **kwargs)
     except TypeError as e:
@@ -54,9 +69,9 @@ def create_model_for_training(name: str, num_classes: int, pretrained: Optional[
         if unknown:
             close = difflib.get_close_matches(unknown[1], _builder_arguments(), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"see help(epsanet.{name})"
-            raise ValueError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
-        raise ValueError(f"{name} cannot be built with {given} ({first_line(e)}): check the "
-                         f"values' types, see help(epsanet.{name})") from None
+            raise InvalidArgumentError(f"{name} takes no argument {unknown[1]!r} (--model-kwargs): {hint}") from None
+        raise InvalidArgumentError(f"{name} cannot be built with {given} ({first_line(e)}): check the "
+                                   f"values' types, see help(epsanet.{name})") from None
 
 
 def _builder_arguments() -> Sequence[str]:
@@ -78,7 +93,7 @@ def _create_model_for_training(name: str, num_classes: int, pretrained: Optional
     if info is not None and info.kind is Kind.TRAINING_RUN:
         best, last = info.path / "best", info.path / "last.pth"
         if not ((best / "config.json").is_file() or last.is_file()):
-            raise FileNotFoundError(f"--pretrained {pretrained} is a run folder without best/ nor last.pth yet: let "
+            raise PathNotFoundError(f"--pretrained {pretrained} is a run folder without best/ nor last.pth yet: let "
                                     "it finish an epoch")
         pretrained = str(best if (best / "config.json").is_file() else last)
         info = path_kind(pretrained)
@@ -86,8 +101,8 @@ def _create_model_for_training(name: str, num_classes: int, pretrained: Optional
         model = from_pretrained(pretrained, **kwargs)
         architecture = model.pretrained_cfg.get("architecture")
         if canonical_model(architecture) != canonical_model(name):
-            raise ValueError(f"--pretrained {pretrained} holds a {architecture}, not a {name}: "
-                             f"pass --model {architecture}")
+            raise InvalidArgumentError(f"--pretrained {pretrained} holds a {architecture}, not a {name}: "
+                                       f"pass --model {architecture}")
         return model
     if info.is_folder:
         raise WrongKindError(f"--pretrained {pretrained} is a folder without config.json (not a hub folder nor a "
@@ -120,24 +135,22 @@ def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
     info = path_kind(source)
     if info.kind is not Kind.MISSING:
         return info
-    looks_like_a_path = any(sep in source for sep in ("/", os.sep)) or source.startswith((".", "~")) or \
-        source.endswith((".pth", ".tar", ".pt", ".bin", ".safetensors"))
-    if looks_like_a_path:
+    if looks_like_path(source):
         detail = "" if info.description == "missing" else f" ({info.description})"
         sources = WEIGHTS_SOURCES if role == "--pretrained" else MODEL_SOURCES
-        raise FileNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")
+        raise PathNotFoundError(f"{role} {source} does not exist{detail}: pass {sources}")
     return None
 
 
 def require_weights(source: str, pretrained: Optional[str], checkpoint: Optional[str], outcome: str,
                     fixes: str) -> None:
     """Refuse a zoo model name given without any weights, whose answers would be noise: a
-    one-line ``ValueError`` saying what it would do (``outcome``, e.g. "predicts noise") and what
+    one-line :class:`InvalidArgumentError` saying what it would do (``outcome``, e.g. "predicts noise") and what
     to pass (``fixes``). Paths, ``hf-hub:`` ids and ``model.tag`` names carry their weights."""
     holds_weights = source.startswith("hf-hub:") or _model_path(source) is not None
     if not (holds_weights or pretrained or checkpoint or "." in source):
         get_model_builder(source)  # an unknown name says so first
-        raise ValueError(f"{source} without weights {outcome}: pass {fixes}")
+        raise InvalidArgumentError(f"{source} without weights {outcome}: pass {fixes}")
 
 
 def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Optional[str]]:
@@ -147,8 +160,8 @@ def _split_name_and_tag(source: str, pretrained: Optional[str]) -> Tuple[str, Op
         return source, pretrained
     get_model_builder(name)
     if pretrained not in (None, tag):
-        raise ValueError(f"--model {source} names the weights {tag!r}, but --pretrained says {pretrained!r}: "
-                         "give the tag once")
+        raise InvalidArgumentError(f"--model {source} names the weights {tag!r}, but --pretrained says {pretrained!r}: "
+                                   "give the tag once")
     return name, tag
 
 
@@ -163,19 +176,20 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
     ``num_classes`` sizes the classifier of a zoo model without weights, or a new one for catalogue
     weights; weights with a trained classifier of another size are an error saying so."""
     if pretrained and checkpoint:
-        raise ValueError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass one of them")
+        raise InvalidArgumentError(f"--pretrained {pretrained} and --checkpoint {checkpoint} both give weights: pass "
+                                   "one of them")
     if num_classes is not None and num_classes < 1:
-        raise ValueError(f"--num-classes must be at least 1, got {num_classes}")
+        raise InvalidArgumentError(f"--num-classes must be at least 1, got {num_classes}")
     info = _model_path(source, role)
     if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
         option = "--pretrained" if pretrained else "--checkpoint"
-        raise ValueError(f"{option} goes with a zoo model name, not with {source}, which holds its own weights: "
-                         f"leave out {option}")
+        raise InvalidArgumentError(f"{option} goes with a zoo model name, not with {source}, which holds its own "
+                                   f"weights: leave out {option}")
     if source.startswith("hf-hub:") or info is not None:
         model = from_pretrained(source) if info is None else _model_from_path(info, role)
         if num_classes is not None and num_classes != model.num_classes:
-            raise ValueError(f"{source} holds a trained {model.num_classes}-class classifier, not {num_classes}: "
-                             "leave out --num-classes")
+            raise InvalidArgumentError(f"{source} holds a trained {model.num_classes}-class classifier, not "
+                                       f"{num_classes}: leave out --num-classes")
         return model
     source, pretrained = _split_name_and_tag(source, pretrained)
     sized = {} if num_classes is None else {"num_classes": num_classes}
@@ -203,7 +217,7 @@ def _model_from_path(info: PathKind, role: str) -> nn.Module:
             return from_pretrained(path / "best")
         if (path / "last.pth").is_file():
             return _model_from_training_checkpoint(path / "last.pth")
-        raise FileNotFoundError(f"run folder {path} has no best/ model nor last.pth yet: let it finish an epoch, "
+        raise PathNotFoundError(f"run folder {path} has no best/ model nor last.pth yet: let it finish an epoch, "
                                 "or resume it with `epsanet train --resume`")
     if info.kind in (Kind.TORCH_ZIP, Kind.TORCH_PICKLE):
         return _model_from_training_checkpoint(path)
@@ -211,7 +225,7 @@ def _model_from_path(info: PathKind, role: str) -> nn.Module:
         raise WrongKindError(f"{role} {path} is a weights file without its architecture: pass "
                              f"--model NAME --checkpoint {path}")
     if info.kind is Kind.UNREADABLE:
-        raise PermissionError(f"{role} {path} is {info.description}: fix its permissions")
+        raise PathPermissionError(f"{role} {path} is {info.description}: fix its permissions")
     what = "a folder without config.json (not a hub folder nor a training run)" if info.is_folder else info.description
     raise WrongKindError(f"{role} {path} is {what}, not a model: pass {MODEL_SOURCES}")
 
@@ -220,8 +234,8 @@ def _model_from_training_checkpoint(path: Path) -> nn.Module:
     try:
         state = load_training_checkpoint(path)
     except ValueError:
-        raise ValueError(f"{path} is not an `epsanet train` checkpoint: for other checkpoints pass the "
-                         "architecture, --model NAME --checkpoint FILE") from None
+        raise InvalidArgumentError(f"{path} is not an `epsanet train` checkpoint: for other checkpoints pass the "
+                                   "architecture, --model NAME --checkpoint FILE") from None
     config = state["config"]
     preprocessing = state["preprocessing"]
     model = timm.create_model(config["model"], num_classes=preprocessing["num_classes"],
@@ -246,3 +260,57 @@ def record_preprocessing(model: nn.Module, img_size: int, crop_pct: float, inter
                num_classes=len(class_names), label_names=tuple(class_names))
     model.pretrained_cfg = cfg
     return {k: cfg[k] for k in PREPROCESSING_KEYS}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a model holds beyond its weights: its ``architecture``, its classes (``class_names``,
+    by index) and the preprocessing its weights were trained and evaluated with (timm's data
+    config: ``input_size`` (channels, height, width), ``interpolation``, ``mean``, ``std``,
+    ``crop_pct``, ``crop_mode``)."""
+
+    architecture: str
+    num_classes: int
+    class_names: Tuple[str, ...]
+    input_size: Tuple[int, int, int]
+    interpolation: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    crop_pct: float
+    crop_mode: str
+
+    @property
+    def data_config(self) -> Dict[str, Any]:
+        """timm's data config (``timm.data.create_transform(**data_config)``)."""
+        return {"input_size": self.input_size, "interpolation": self.interpolation, "mean": self.mean,
+                "std": self.std, "crop_pct": self.crop_pct, "crop_mode": self.crop_mode}
+
+    def transform(self) -> Callable:
+        """The evaluation transform: resize, centre crop to ``input_size``, tensor, normalise."""
+        return create_transform(**self.data_config, is_training=False)
+
+
+def _is_imagenet_1k(cfg: Dict[str, Any]) -> bool:
+    tag = cfg.get("tag") or ""
+    return cfg.get("num_classes") == 1000 and (tag == "in1k" or tag.endswith(("_in1k", "_in22k_ft_in1k")))
+
+
+def source_info(model: nn.Module) -> SourceInfo:
+    """What ``model`` holds, from its pretrained cfg (a hub folder's config.json, a training run's
+    recorded preprocessing, a catalogue entry, or timm's defaults for a model without weights).
+
+    The class names are the weights' own: the ``label_names`` a training run records, ImageNet-1k's
+    names for ImageNet-1k weights (from timm's ``ImageNetInfo``, shipped with timm), else
+    ``class <index>``: a name is never guessed from the number of classes alone."""
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    num_classes = model.num_classes
+    names = cfg.get("label_descriptions") or cfg.get("label_names")
+    if not (names and len(names) == num_classes):
+        names = (ImageNetInfo("imagenet-1k").label_descriptions() if _is_imagenet_1k(cfg)
+                 else [f"class {i}" for i in range(num_classes)])
+    data = resolve_data_config(model=model)
+    return SourceInfo(
+        architecture=cfg.get("architecture") or type(model).__name__, num_classes=num_classes,
+        class_names=tuple(str(name) for name in names), input_size=tuple(data["input_size"]),
+        interpolation=data["interpolation"], mean=tuple(data["mean"]), std=tuple(data["std"]),
+        crop_pct=data["crop_pct"], crop_mode=data["crop_mode"])

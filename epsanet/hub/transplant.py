@@ -29,6 +29,7 @@ from typing import Dict, List, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
 from ..layers import ECAModule, PSAModule, SEModule
 from ..models.resnet import Bottleneck
 from ..weights.checkpoint import read_state_dict
@@ -86,7 +87,7 @@ def transplant(resnet_state_dict: Union[Mapping[str, torch.Tensor], str, os.Path
     """
     source = read_state_dict(resnet_state_dict)
     if not any(key.endswith(".conv3.weight") for key in source):
-        raise ValueError(
+        raise InvalidArgumentError(
             "transplant needs the state_dict of a bottleneck ResNet (ResNet-50/101/152, Wide ResNet): this one "
             "has no layerN.M.conv3 weights"
         )

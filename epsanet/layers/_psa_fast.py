@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
 from . import _autotune as autotune
 
 __all__ = [
@@ -236,10 +237,10 @@ class FastPSA:
         only; see :func:`epsanet.deploy`): the attention weights absorb its scale and the final
         multiply adds its shift, so the BatchNorm's own pass over the output disappears."""
         if self.out_scale is not None:
-            raise ValueError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
+            raise InvalidArgumentError("this PSA module already holds a folded BatchNorm: fold each BatchNorm once")
         if bn.num_features != 4 * self.split or bn.running_mean is None or bn.running_var is None:
-            raise ValueError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and the "
-                             f"BatchNorm needs running statistics")
+            raise InvalidArgumentError(f"cannot fold {bn} into a PSA module with {4 * self.split} output channels and "
+                                       "the BatchNorm needs running statistics")
         scale = torch.rsqrt(bn.running_var + bn.eps)
         if bn.weight is not None:
             scale = scale * bn.weight

@@ -26,6 +26,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["BAMModule"]
 
 
@@ -85,7 +87,8 @@ class BAMModule(nn.Module):
     ) -> None:
         super().__init__()
         if combine not in ("product", "sum"):
-            raise ValueError(f"BAMModule combine must be 'product' (official code) or 'sum' (paper), got {combine!r}")
+            raise InvalidArgumentError("BAMModule combine must be 'product' (official code) or 'sum' (paper), got "
+                                       f"{combine!r}")
         dd = {"device": device, "dtype": dtype}
         hidden = max(channels // reduction, 1)
         self.combine_sum = combine == "sum"

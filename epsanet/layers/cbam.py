@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["CBAMModule"]
 
 
@@ -65,7 +67,8 @@ class CBAMModule(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
-            raise ValueError(f"CBAMModule kernel_size must be odd, got {kernel_size}: use e.g. {kernel_size + 1}")
+            raise InvalidArgumentError(f"CBAMModule kernel_size must be odd, got {kernel_size}: use e.g. "
+                                       f"{kernel_size + 1}")
         dd = {"device": device, "dtype": dtype}
         self.channel_gate = _ChannelGate(channels, max(channels // reduction, 1), **dd)
         self.spatial_gate = _SpatialGate(kernel_size, **dd)

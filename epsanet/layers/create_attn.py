@@ -3,6 +3,7 @@ from typing import Callable, Dict, List
 
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
 from .bam import BAMModule
 from .cbam import CBAMModule
 from .coord import CoordAttentionModule
@@ -44,7 +45,7 @@ def get_attention(name: str) -> Callable[..., nn.Module]:
     try:
         return _ATTENTION[name]
     except KeyError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown attention module {name!r}: choose one of {', '.join(list_attention())}"
         ) from None
 

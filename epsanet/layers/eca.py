@@ -15,6 +15,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["ECAModule", "adaptive_kernel_size"]
 
 
@@ -42,10 +44,11 @@ class ECAModule(nn.Module):
         super().__init__()
         if kernel_size is None:
             if channels is None:
-                raise ValueError("ECAModule needs channels or kernel_size: pass one of them")
+                raise InvalidArgumentError("ECAModule needs channels or kernel_size: pass one of them")
             kernel_size = adaptive_kernel_size(channels)
         if kernel_size % 2 == 0:
-            raise ValueError(f"ECAModule kernel_size must be odd, got {kernel_size}: use e.g. {kernel_size + 1}")
+            raise InvalidArgumentError(f"ECAModule kernel_size must be odd, got {kernel_size}: use e.g. "
+                                       f"{kernel_size + 1}")
         self.conv = nn.Conv1d(
             1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, device=device, dtype=dtype
         )

@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["EMAModule"]
 
 
@@ -37,7 +39,7 @@ class EMAModule(nn.Module):
     ) -> None:
         super().__init__()
         if channels % factor:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"EMAModule needs channels divisible by factor = {factor}, got {channels}: "
                 "choose a factor that divides channels"
             )

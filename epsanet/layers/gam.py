@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torchvision.models.shufflenetv2 import channel_shuffle
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["GAMModule"]
 
 
@@ -48,11 +50,11 @@ class GAMModule(nn.Module):
     ) -> None:
         super().__init__()
         if channels % rate:
-            raise ValueError(f"GAMModule needs channels divisible by rate = {rate}, got {channels}: "
-                             "choose a rate that divides channels")
+            raise InvalidArgumentError(f"GAMModule needs channels divisible by rate = {rate}, got {channels}: "
+                                       "choose a rate that divides channels")
         hidden = channels // rate
         if hidden % groups:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GAMModule groups ({groups}) must divide channels / rate ({hidden}): choose groups that divide it"
             )
         dd = {"device": device, "dtype": dtype}

@@ -34,6 +34,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["PolarizedAttentionModule", "SequentialPolarizedAttentionModule"]
 
 
@@ -46,7 +48,8 @@ class _PolarizedAttention(nn.Module):
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         if channels < self.min_channels:
-            raise ValueError(f"{type(self).__name__} needs at least {self.min_channels} channels, got {channels}")
+            raise InvalidArgumentError(f"{type(self).__name__} needs at least {self.min_channels} channels, got "
+                                       f"{channels}")
         dd = {"device": device, "dtype": dtype}
         inner = channels // 2
         self.channel_query = nn.Conv2d(channels, 1, 1, bias=False, **dd)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
 from ._psa_fast import (
     FastPSA,
     branch_conv_candidates,
@@ -92,16 +93,16 @@ class PSAModule(FastPSA, nn.Module):
         super().__init__()
         out_channels = out_channels or in_channels
         if len(kernel_sizes) != 4 or len(groups) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PSAModule has four branches: pass four kernel_sizes and four groups, "
                 f"got {list(kernel_sizes)} and {list(groups)}"
             )
         if out_channels % 4:
-            raise ValueError(f"PSAModule out_channels must be divisible by 4, got {out_channels}")
+            raise InvalidArgumentError(f"PSAModule out_channels must be divisible by 4, got {out_channels}")
         split = out_channels // 4
         for g in groups:
             if in_channels % g or split % g:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"PSAModule group count {g} must divide in_channels ({in_channels}) and "
                     f"out_channels / 4 ({split}): choose groups that divide both"
                 )

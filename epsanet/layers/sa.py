@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchvision.models.shufflenetv2 import channel_shuffle
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["ShuffleAttentionModule"]
 
 
@@ -36,7 +38,7 @@ class ShuffleAttentionModule(nn.Module):
     ) -> None:
         super().__init__()
         if channels % (2 * groups):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ShuffleAttentionModule needs channels divisible by 2 * groups = {2 * groups}, got {channels}: "
                 "choose groups so that 2 * groups divides channels"
             )

@@ -19,6 +19,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["SGEModule"]
 
 
@@ -39,7 +41,7 @@ class SGEModule(nn.Module):
     ) -> None:
         super().__init__()
         if channels % groups:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SGEModule needs channels divisible by groups = {groups}, got {channels}: "
                 "choose groups that divide channels"
             )

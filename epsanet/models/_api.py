@@ -10,6 +10,8 @@ from typing import Any, Dict, Mapping
 from timm.data import ImageNetInfo, create_transform
 from torchvision.models import Weights, WeightsEnum
 
+from .._utils.errors import InvalidArgumentError
+from .._utils.paths import looks_like_path, require_existing
 from ..weights.catalogue import find_weights, weights_entries
 from ..weights.download import HubError, load_catalogue_state_dict
 
@@ -24,14 +26,16 @@ class _CatalogueWeightsEnum(WeightsEnum):
         """The weights named by ``obj``: a member, its name (``"IMAGENET1K_A1"``, optionally prefixed
         by the enum's name) or its timm tag (``"a1_in1k"``); a hub folder written by
         :func:`epsanet.save_pretrained` or an ``"hf-hub:org/name[@revision]"`` id is returned as
-        is (the builder loads it); None stays None."""
-        if obj is None:
+        is (the builder loads it); None stays None. A path (see :func:`looks_like_path`) that does
+        not exist is a :class:`PathNotFoundError` naming it."""
+        if obj is None or isinstance(obj, str) and obj.startswith("hf-hub:"):
             return obj
-        if isinstance(obj, os.PathLike) or (isinstance(obj, str) and (obj.startswith("hf-hub:") or os.path.isdir(obj))):
+        if isinstance(obj, (str, os.PathLike)) and (looks_like_path(obj) or os.path.isdir(obj)):
+            require_existing(obj, "weights", "check the path, or pass a hub folder or 'hf-hub:org/name'")
             return obj
         member = obj if isinstance(obj, cls) else None
         if not cls.__members__:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"no pretrained weights exist for {cls.__name__} yet: build the model with weights=None, "
                 "or pass a hub folder or 'hf-hub:org/name' (the README shows how to train and publish weights)"
             )
@@ -43,7 +47,7 @@ class _CatalogueWeightsEnum(WeightsEnum):
             member._require_downloadable()
             return member
         choices = ", ".join(cls.__members__)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown weights {obj!r} for {cls.__name__}: choose one of {choices}, "
             "or pass an existing hub folder or 'hf-hub:org/name'"
         )

@@ -7,6 +7,8 @@ from typing import Any, Callable, Dict, List, TypeVar
 import timm.models
 from torch import nn
 
+from .._utils.errors import InvalidArgumentError
+
 __all__ = ["register_model", "list_models", "get_model_builder", "create_model"]
 
 _BUILDERS: Dict[str, Callable[..., nn.Module]] = {}
@@ -32,7 +34,7 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
     except KeyError:
         close = difflib.get_close_matches(name, _BUILDERS, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see epsanet.list_models()"
-        raise ValueError(f"unknown model {name!r}: {hint}") from None
+        raise InvalidArgumentError(f"unknown model {name!r}: {hint}") from None
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

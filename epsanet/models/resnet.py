@@ -20,6 +20,7 @@ from timm.models.resnet import ResNet as _TimmResNet
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from .._utils.errors import InvalidArgumentError
 from ..layers import PSAModule, create_attention, get_attention, list_attention
 from ..weights.catalogue import canonical_model
 from ..weights.checkpoint import check_state_dict, from_official_layout
@@ -90,7 +91,7 @@ class Bottleneck(nn.Module):
         self.act1 = act_layer(inplace=True)
         if psa_groups is not None:
             if cardinality != 1:
-                raise ValueError("a PSA bottleneck sets its groups with psa_groups: leave cardinality at 1")
+                raise InvalidArgumentError("a PSA bottleneck sets its groups with psa_groups: leave cardinality at 1")
             self.conv2 = get_attention(psa_layer)(
                 first_planes, width, kernel_sizes=psa_kernel_sizes, groups=psa_groups,
                 stride=conv2_stride, dilation=first_dilation, **dd,
@@ -208,7 +209,7 @@ def _per_stage(attn_kwargs: Optional[AttnKwargs], num_stages: int) -> Tuple[Dict
     if attn_kwargs is None or isinstance(attn_kwargs, dict):
         return (dict(attn_kwargs or {}),) * num_stages
     if len(attn_kwargs) != num_stages:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"attn_kwargs needs one dict per stage ({num_stages}), got {len(attn_kwargs)}: "
             "pass a single dict to use the same arguments in every stage"
         )

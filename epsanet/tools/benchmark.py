@@ -25,6 +25,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from .._utils.device import resolve_device
+from .._utils.errors import InvalidArgumentError
 from .._utils.files import atomic_file
 from .._utils.optional import require
 from .._utils.timing import time_interleaved
@@ -69,7 +70,7 @@ def default_settings(batch_sizes: Sequence[int] = (1, 16), train_batch_size: int
     """fp32 and bf16+channels_last inference at each batch size, then fp32 training."""
     for size in (*batch_sizes, *([train_batch_size] if train_batch_size != 0 else [])):  # 0: no training
         if size < 1:
-            raise ValueError(f"batch sizes must be positive, got {size}")
+            raise InvalidArgumentError(f"batch sizes must be positive, got {size}")
     settings = [Setting(b) for b in batch_sizes] + [Setting(b, "bf16", True) for b in batch_sizes]
     return settings + [Setting(train_batch_size, train=True)] if train_batch_size else settings
 
@@ -116,13 +117,13 @@ def candidates(
 
     known = torchvision.models.list_models(torchvision.models)
     if baseline and baseline != "auto" and baseline not in known:
-        raise ValueError(f"unknown torchvision baseline {baseline!r}: use a torchvision.models name such as "
-                         f"resnet50, or auto")
+        raise InvalidArgumentError(f"unknown torchvision baseline {baseline!r}: use a torchvision.models name such as "
+                                   f"resnet50, or auto")
     for name in models:
         create_model(name, device="meta")  # fail early, with the zoo's message, on an unknown name
     for runtime in runtimes:
         if runtime not in ("eager", "compile", "onnxruntime"):
-            raise ValueError(f"unknown runtime {runtime!r}: use eager, compile or onnxruntime")
+            raise InvalidArgumentError(f"unknown runtime {runtime!r}: use eager, compile or onnxruntime")
     baselines = {name: (same_depth_resnet(name) if baseline == "auto" else baseline) for name in models}
     result = []
     for runtime in runtimes:
@@ -254,7 +255,7 @@ def run_benchmark(
     each candidate's ``baseline`` (default: the first candidate). Also fills each candidate's
     ``stats`` (params, GMACs at ``img_size``)."""
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
+        raise InvalidArgumentError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
     device = resolve_device(device)
     log = log or (lambda message: None)
     models = {}

@@ -20,15 +20,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from timm.data import create_transform, resolve_data_config
+from timm.data import create_transform
 from torch import nn
 from torchvision.transforms import Compose
 
+from .._utils.errors import InvalidArgumentError
 from .._utils.files import atomic_file, write_json
 from .._utils.optional import require
 from .._utils.paths import require_existing, require_output_folder
+from ..hub.sources import source_info
 from ..layers import PSAModule
-from .predict import class_names, find_images, load_image
+from .predict import find_images, load_image
 
 __all__ = [
     "METHODS", "Explanation", "PSAScaleWeights", "explain", "psa_scale_weights", "default_target_layer",
@@ -62,8 +64,8 @@ def default_target_layer(model: nn.Module) -> str:
     input size (``layer4`` is 1x1 at 32 px), the last stage whose map is not."""
     info = getattr(model, "feature_info", None)
     if not info:
-        raise ValueError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
-    size = min(resolve_data_config(model=model)["input_size"][1:])
+        raise InvalidArgumentError(f"{type(model).__name__} does not say which is its last stage: pass --layer NAME")
+    size = min(source_info(model).input_size[1:])
     for stage in reversed(info):
         if math.ceil(size / stage["reduction"]) >= MIN_CAM_CELLS:
             return stage["module"]
@@ -75,7 +77,7 @@ def describe_default_layer(model: nn.Module) -> str:
     layer, last = default_target_layer(model), model.feature_info[-1]["module"]
     if layer == last:
         return "its last stage"
-    size = "x".join(str(s) for s in resolve_data_config(model=model)["input_size"][1:])
+    size = "x".join(str(s) for s in source_info(model).input_size[1:])
     return (f"{last}, the last stage, has fewer than {MIN_CAM_CELLS}x{MIN_CAM_CELLS} cells at the model's {size} px "
             f"input; {layer} is the last stage with that many")
 
@@ -88,31 +90,32 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     close = difflib.get_close_matches(name, [n for n in modules if n], n=4, cutoff=0.5)
     stages = [n for n in modules if re.fullmatch(r"layer\d+", n)]
     hint = f"did you mean {', '.join(close)}?" if close else f"the stages are {', '.join(stages) or 'unnamed'}"
-    raise ValueError(f"the model has no layer {name!r} ({hint}); layer names are those of model.named_modules()")
+    raise InvalidArgumentError(f"the model has no layer {name!r} ({hint}); layer names are those of "
+                               "model.named_modules()")
 
 
 def resolve_target(model: nn.Module, target: Union[int, str, None]) -> Optional[int]:
     """A ``--target`` (class index or class name) as a class index; ``None`` stays ``None`` (each image's top-1)."""
     if target is None:
         return None
-    names = class_names(model)
+    names = source_info(model).class_names
     if isinstance(target, int) or str(target).lstrip("-").isdigit():
         index = int(target)
         if not 0 <= index < len(names):
-            raise ValueError(f"--target {index} is not a class of a model with {len(names)} classes "
-                             f"(0..{len(names) - 1})")
+            raise InvalidArgumentError(f"--target {index} is not a class of a model with {len(names)} classes "
+                                       f"(0..{len(names) - 1})")
         return index
     if target in names:
         return names.index(target)
     close = difflib.get_close_matches(str(target), names, n=3)
-    raise ValueError(f"--target {target!r} is not a class name of the model"
-                     + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class index"))
+    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ": pass a class index"
+    raise InvalidArgumentError(f"--target {target!r} is not a class name of the model{hint}")
 
 
 def _transforms(model: nn.Module, display_size: int):
     """The model's evaluation transform, and the same resize and crop at ``display_size`` (short
     side) without normalisation, so the picture shows exactly what the model saw."""
-    data_config = resolve_data_config(model=model)
+    data_config = source_info(model).data_config
     channels, height, width = data_config["input_size"]
     scale = display_size / min(height, width)
     display_config = dict(data_config, input_size=(channels, round(height * scale), round(width * scale)))
@@ -156,11 +159,11 @@ def explain(model: nn.Module, images: Sequence[Image.Image], method: str = "grad
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
+        raise InvalidArgumentError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
     layer = layer or default_target_layer(model)
     target_layer = find_layer(model, layer)
     target_index = resolve_target(model, target)
-    names = class_names(model)
+    names = source_info(model).class_names
     transform, display_transform, channels = _transforms(model, display_size)
     was_training = model.training
     model.eval()
@@ -330,12 +333,13 @@ def psa_scale_weights(model: nn.Module, images: torch.Tensor, batch_size: int = 
     Forward hooks read each PSA module's input and ask it for its branch weights
     (:meth:`~epsanet.layers.PSAModule.branch_weights`, indexed by kernel size, not by the reversed
     order in which the forward pass concatenates the branches). A model without PSA raises
-    ``ValueError``.
+    :class:`InvalidArgumentError`.
     """
     modules = [(name, m) for name, m in model.named_modules() if isinstance(m, PSAModule)]
     if not modules:
-        raise ValueError(f"{getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)} has no "
-                         "PSA modules: PSA scale weights exist only for EPSANets (e.g. epsanet50_small)")
+        name = getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+        raise InvalidArgumentError(f"{name} has no PSA modules: PSA scale weights exist only for EPSANets (e.g. "
+                                   "epsanet50_small)")
     kernel_sizes = list(modules[0][1].kernel_sizes)
     sums: Dict[str, torch.Tensor] = {}
 
@@ -424,7 +428,7 @@ def load_explain_model(spec: ModelSpec) -> nn.Module:
     from ..models import get_model_builder
 
     if spec.weights and spec.pretrained:
-        raise ValueError(f"--model {spec.source}: give --weights or --pretrained, not both")
+        raise InvalidArgumentError(f"--model {spec.source}: give --weights or --pretrained, not both")
     if spec.weights is None:
         return load_model(spec.source, spec.pretrained)
     if spec.weights.startswith("hf-hub:") or Path(spec.weights).is_dir():
@@ -434,7 +438,7 @@ def load_explain_model(spec: ModelSpec) -> nn.Module:
 
 
 def _label(spec: ModelSpec, model: nn.Module) -> str:
-    architecture = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or spec.source
+    architecture = source_info(model).architecture
     if spec.source.startswith("hf-hub:"):
         return spec.source.removeprefix("hf-hub:")
     if Path(spec.source).exists():
@@ -454,7 +458,7 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
     ``psa_scales.json`` and ``psa_scales.png``. Returns the JSON summary."""
     require_grad_cam()
     if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
+        raise InvalidArgumentError(f"unknown CAM method {method!r}: choose one of {', '.join(METHODS)}")
     require_output_folder(out, "--out")
     paths = find_images(inputs)
     images = [load_image(p) for p in paths]
@@ -462,9 +466,10 @@ def explain_files(inputs: Sequence[PathLike], models: Sequence[ModelSpec], out: 
     if psa_scales:
         for spec, model in loaded:
             if not any(isinstance(m, PSAModule) for m in model.modules()):
-                architecture = (model.pretrained_cfg or {}).get("architecture", spec.source)
-                raise ValueError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA scale "
-                                 "weights exist only for EPSANets (epsanet50_small, epsanet101_large, ...)")
+                architecture = source_info(model).architecture
+                raise InvalidArgumentError(f"--psa-scales: {spec.source} ({architecture}) has no PSA modules; PSA "
+                                           "scale weights exist only for EPSANets (epsanet50_small, epsanet101_large, "
+                                           "...)")
     out = Path(out)
     labels, per_model, scales = [], {}, {}
     stems = _unique_stems(paths)

@@ -11,7 +11,7 @@ to the destination, then moved into place.
 import copy
 import os
 from pathlib import Path
-from typing import Union
+from typing import Tuple, Union
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .._utils.files import atomic_file
 from .._utils.optional import require
+from ..hub.sources import source_info
 from ..layers.psa import PSAModule
 from ..models.resnet import Bottleneck, ResNet
 
@@ -68,13 +69,18 @@ def deploy(model: nn.Module) -> nn.Module:
     return deployed
 
 
-def export_onnx(model: nn.Module, path: PathLike, img_size: int = 224, opset_version: int = 18) -> Path:
-    """Write ``model`` (put in eval mode) as ONNX with a dynamic batch size, for
-    ``img_size`` x ``img_size`` RGB input named ``input`` and output named ``logits``."""
+def export_onnx(model: nn.Module, path: PathLike, img_size: Union[int, Tuple[int, int], None] = None,
+                opset_version: int = 18) -> Path:
+    """Write ``model`` (put in eval mode) as ONNX with a dynamic batch size, for RGB input named
+    ``input`` of ``img_size`` (an int, or height and width; default: the model's own input size,
+    :func:`epsanet.hub.sources.source_info`) and output named ``logits``."""
     require("onnx", "export", "ONNX export")
     require("onnxscript", "export", "ONNX export")
     model.eval()
-    x = torch.randn(2, 3, img_size, img_size, dtype=next(model.parameters()).dtype)
+    if img_size is None:
+        img_size = source_info(model).input_size[1:]
+    height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+    x = torch.randn(2, 3, height, width, dtype=next(model.parameters()).dtype)
     with atomic_file(path, ".onnx") as tmp, torch.no_grad():
         torch.onnx.export(
             model, (x,), str(tmp), input_names=["input"], output_names=["logits"],

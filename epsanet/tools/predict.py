@@ -1,26 +1,24 @@
 """Classifying images with a model: its own preprocessing, its own class names, top-k.
 
-The preprocessing is the one the weights were trained and evaluated with, from the model's
-pretrained cfg (``timm.data.resolve_data_config`` + ``create_transform``, as timm's
-``inference.py`` and torchvision's ``weights.transforms()``). The class names are the weights'
-own: the ``label_names`` a training run records, ImageNet-1k's names for ImageNet-1k weights
-(from timm's ``ImageNetInfo``, shipped with timm), else ``class <index>``: a name is never guessed
-from the number of classes alone.
+The preprocessing and the class names are those the weights hold (see
+:func:`epsanet.hub.sources.source_info`): the preprocessing the weights were trained and evaluated
+with (timm's ``resolve_data_config`` + ``create_transform``, as timm's ``inference.py`` and
+torchvision's ``weights.transforms()``), and the weights' own class names, never guessed.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import nn
 
-from .._utils.errors import first_line
+from .._utils.errors import InvalidArgumentError, PathNotFoundError, first_line
 from .._utils.paths import IMAGE_SUFFIXES, Kind, WrongKindError, require_existing
+from ..hub.sources import source_info
 
-__all__ = ["Prediction", "class_names", "find_images", "load_image", "predict"]
+__all__ = ["Prediction", "Predictions", "find_images", "load_image", "predict"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -37,21 +35,13 @@ class Prediction:
                                                for i, name, p in self.top_k]}
 
 
-def _is_imagenet_1k(cfg: dict) -> bool:
-    tag = cfg.get("tag") or ""
-    return cfg.get("num_classes") == 1000 and (tag == "in1k" or tag.endswith(("_in1k", "_in22k_ft_in1k")))
+@dataclass
+class Predictions:
+    """What :func:`predict` found: a :class:`Prediction` per readable image, in input order, and
+    the images that could not be read (``unreadable``: path -> the one-line reason)."""
 
-
-def class_names(model: nn.Module) -> List[str]:
-    """The names of ``model``'s classes, by index (see the module docstring for where they come from)."""
-    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    num_classes = model.num_classes
-    names = cfg.get("label_descriptions") or cfg.get("label_names")
-    if names and len(names) == num_classes:
-        return [str(name) for name in names]
-    if _is_imagenet_1k(cfg):
-        return ImageNetInfo("imagenet-1k").label_descriptions()
-    return [f"class {i}" for i in range(num_classes)]
+    predictions: List[Prediction] = field(default_factory=list)
+    unreadable: Dict[str, str] = field(default_factory=dict)
 
 
 def find_images(inputs: Sequence[PathLike]) -> List[Path]:
@@ -64,7 +54,7 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
         if info.is_folder:
             found = sorted(p for p in info.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not found:
-                raise FileNotFoundError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES[:5])}, ...): "
+                raise PathNotFoundError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES[:5])}, ...): "
                                         "pass image files or a folder of them")
             images += found
         elif info.kind is Kind.IMAGE:
@@ -76,16 +66,17 @@ def find_images(inputs: Sequence[PathLike]) -> List[Path]:
 
 def load_image(path: PathLike) -> Image.Image:
     """An image file as RGB: EXIF rotation applied, transparency composited onto white,
-    grayscale and palette images expanded. Unreadable files raise a one-line ``ValueError``."""
+    grayscale and palette images expanded. An unreadable file raises a one-line
+    :class:`InvalidArgumentError`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        raise PathNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     try:
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {path} ({first_line(e)}): replace or delete the file") from None
+        raise InvalidArgumentError(f"cannot read image {path} ({first_line(e)}): replace or delete the file") from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -93,35 +84,43 @@ def load_image(path: PathLike) -> Image.Image:
     return image.convert("RGB")
 
 
-def _batches(paths: Sequence[Path], transform, batch_size: int) -> Iterator[tuple]:
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        tensors = []
-        for path in chunk:
+def _batches(paths: Sequence[Path], transform, batch_size: int, unreadable: Dict[str, str]) -> Iterator[tuple]:
+    """Batches of the readable images of ``paths``; each unreadable one is added to ``unreadable``."""
+    chunk, tensors = [], []
+    for path in paths:
+        try:
             tensors.append(transform(load_image(path)))
+        except InvalidArgumentError as e:
+            unreadable[str(path)] = str(e)
+            continue
+        chunk.append(path)
+        if len(chunk) == batch_size:
+            yield chunk, torch.stack(tensors)
+            chunk, tensors = [], []
+    if chunk:
         yield chunk, torch.stack(tensors)
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: Sequence[PathLike], top_k: Optional[int] = None, batch_size: int = 32,
-            device: Optional[Union[str, torch.device]] = None) -> List[Prediction]:
+            device: Optional[Union[str, torch.device]] = None) -> Predictions:
     """The ``top_k`` classes (default: 5, or all of a model with fewer) of every image (files, or
-    folders of them), with the preprocessing of ``model``'s pretrained cfg and its class names."""
+    folders of them), with the preprocessing of ``model``'s pretrained cfg and its class names.
+    An image that cannot be read is listed in the result's ``unreadable``, never dropped silently."""
     paths = find_images(images)
-    num_classes = model.num_classes
-    top_k = min(5, num_classes) if top_k is None else top_k
-    if not 1 <= top_k <= num_classes:
-        raise ValueError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
+    info = source_info(model)
+    top_k = min(5, info.num_classes) if top_k is None else top_k
+    if not 1 <= top_k <= info.num_classes:
+        raise InvalidArgumentError(f"--top-k must be between 1 and the model's {info.num_classes} classes, got "
+                                   f"{top_k}")
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.eval().to(device)
-    transform = create_transform(**resolve_data_config(model=model), is_training=False)
-    names = class_names(model)
-    predictions = []
-    for chunk, batch in _batches(paths, transform, batch_size):
+    result = Predictions()
+    for chunk, batch in _batches(paths, info.transform(), batch_size, result.unreadable):
         probabilities = model(batch.to(device)).float().softmax(dim=1)
         values, indices = probabilities.topk(top_k, dim=1)
         for path, p, i in zip(chunk, values.tolist(), indices.tolist()):
-            predictions.append(Prediction(str(path), [(k, names[k], v) for k, v in zip(i, p)]))
-    return predictions
+            result.predictions.append(Prediction(str(path), [(k, info.class_names[k], v) for k, v in zip(i, p)]))
+    return result

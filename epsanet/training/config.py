@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from .._utils.errors import InvalidArgumentError
 from .data import DIGITS, default_workers
 from .run import RUN_OPTIONS
 
@@ -311,27 +312,28 @@ def _check_range(name: str, value: Optional[float], low: float, high: float, wit
             wanted = "0 or more" if with_low else "positive"
         else:
             wanted = f"in {'[' if with_low else '('}{low:g}, {high:g}{']' if with_high else ')'}"
-        raise ValueError(f"--{name.replace('_', '-')} must be {wanted}, got {value:g}")
+        raise InvalidArgumentError(f"--{name.replace('_', '-')} must be {wanted}, got {value:g}")
 
 
 def _validate(config: TrainConfig) -> None:
     positive = ("epochs", "batch_size", "grad_accum_steps", "img_size", "lr_base_size", "log_interval")
     for name in positive:
         if getattr(config, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+            raise InvalidArgumentError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     if config.explain_every < 0:
-        raise ValueError(f"--explain-every must be 0 (off) or a number of epochs, got {config.explain_every}")
+        raise InvalidArgumentError(f"--explain-every must be 0 (off) or a number of epochs, got {config.explain_every}")
     if config.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {config.workers}")
+        raise InvalidArgumentError(f"--workers must be 0 or more, got {config.workers}")
     for name, bounds in _RANGES.items():
         _check_range(name, getattr(config, name), *bounds)
     low, high = config.scale
     if not 0 < low <= high:
-        raise ValueError(f"--scale MIN MAX must satisfy 0 < MIN <= MAX, got {low:g} {high:g}")
+        raise InvalidArgumentError(f"--scale MIN MAX must satisfy 0 < MIN <= MAX, got {low:g} {high:g}")
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:
-        raise ValueError(f"Mixup/CutMix mix pairs of images: --batch-size must be even, got {config.batch_size}")
+        raise InvalidArgumentError("Mixup/CutMix mix pairs of images: --batch-size must be even, got "
+                                   f"{config.batch_size}")
     if not 0 < config.crop_pct <= 1:
-        raise ValueError(f"--crop-pct must be in (0, 1], got {config.crop_pct}")
+        raise InvalidArgumentError(f"--crop-pct must be in (0, 1], got {config.crop_pct}")
     _check_names(config)
 
 
@@ -351,16 +353,17 @@ def _check_names(config: TrainConfig) -> None:
     if config.opt.lower() not in optimizers:
         close = difflib.get_close_matches(config.opt.lower(), optimizers, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see timm.optim.list_optimizers()"
-        raise ValueError(f"--opt {config.opt} is not a timm optimizer: {hint}")
+        raise InvalidArgumentError(f"--opt {config.opt} is not a timm optimizer: {hint}")
     probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     try:
         create_scheduler_v2(probe, sched=config.sched, num_epochs=2, decay_epochs=1)
     except (ValueError, AssertionError, KeyError) as e:
-        raise ValueError(f"--sched {config.sched} is not a timm scheduler ({e}): use cosine, step, multistep, poly, "
-                         "plateau, tanh, constant, wsd, rsqrt or none") from None
+        raise InvalidArgumentError(f"--sched {config.sched} is not a timm scheduler ({e}): use cosine, step, "
+                                   "multistep, poly, plateau, tanh, constant, wsd, rsqrt or none") from None
     if config.auto_augment:
         try:
             create_transform(32, is_training=True, auto_augment=config.auto_augment)
         except (AssertionError, ValueError, KeyError) as e:
-            raise ValueError(f"--auto-augment {config.auto_augment} is not a timm auto-augment spec ({e}): e.g. "
-                             "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w4-d2, original or v0") from None
+            raise InvalidArgumentError(f"--auto-augment {config.auto_augment} is not a timm auto-augment spec ({e}): "
+                                       "e.g. rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w4-d2, original or "
+                                       "v0") from None

@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
-from .._utils.errors import first_line
+from .._utils.errors import EpsanetError, InvalidArgumentError, PathNotFoundError, first_line
 from .._utils.optional import require
 from .._utils.paths import Kind, WrongKindError, require_folder
 
@@ -47,7 +47,7 @@ class Unreadable:
     reason: str
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(EpsanetError, ValueError):
     """An image file is corrupt, truncated or not an image."""
 
 
@@ -65,7 +65,7 @@ class DigitsDataset(Dataset):
         load_digits = require("sklearn.datasets", "train", "the digits dataset").load_digits
         train_test_split = require("sklearn.model_selection", "train", "the digits dataset").train_test_split
         if split not in ("train", "val"):
-            raise ValueError(f"the digits dataset has splits 'train' and 'val', not {split!r}")
+            raise InvalidArgumentError(f"the digits dataset has splits 'train' and 'val', not {split!r}")
         digits = load_digits()
         train_idx, val_idx = train_test_split(
             np.arange(len(digits.target)), test_size=DIGITS_VAL_FRACTION, stratify=digits.target,
@@ -118,7 +118,7 @@ def build_dataset(data: Union[str, os.PathLike], split: str, transform: Transfor
         if require_split or splits:
             has = f" (it has {', '.join(s + '/' for s in splits)})" if splits else ""
             choose = f"choose --split {' or '.join(splits)}, or " if splits else ""
-            raise FileNotFoundError(f"{root} has no {split}/ folder{has}: {choose}lay it out as "
+            raise PathNotFoundError(f"{root} has no {split}/ folder{has}: {choose}lay it out as "
                                     f"ROOT/{split}/<class>/*.jpg")
         if info.kind is not Kind.FOLDER:
             raise WrongKindError(f"data folder {root} is {info.description}, not an image folder: pass "
@@ -127,7 +127,7 @@ def build_dataset(data: Union[str, os.PathLike], split: str, transform: Transfor
     try:
         return ImageFolderDataset(str(folder), transform=transform)
     except FileNotFoundError as e:  # torchvision: no class folder, or a class folder without images
-        raise FileNotFoundError(f"{folder} is not an image folder ({e}): put each class's images in "
+        raise PathNotFoundError(f"{folder} is not an image folder ({e}): put each class's images in "
                                 f"{folder}/<class>/") from None
 
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 import timm
 import torch
 
+from .._utils.errors import PathNotFoundError, RunFailedError
 from .._utils.files import write_json
 from .config import resolve_config
 from .data import DIGITS
@@ -25,7 +26,7 @@ def _repo_dir() -> Path:
     for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
         if (candidate / "hubconf.py").is_file():
             return candidate
-    raise FileNotFoundError("no hubconf.py next to the package or in the current folder: run the demo from a "
+    raise PathNotFoundError("no hubconf.py next to the package or in the current folder: run the demo from a "
                             "clone of the epsanet repository")
 
 
@@ -70,7 +71,7 @@ def run_demo(output_dir: str = "runs/demo", device: str = "auto", repo_dir: Opti
         raise RuntimeError(f"the reloaded models disagree ({sorted(top1s)}): the export or a loader is broken")
     top1 = top1s.pop()
     if top1 < TARGET_TOP1:
-        raise RuntimeError(f"top-1 {top1:.2f}% is below the demo's target of {TARGET_TOP1}%: delete {out} and "
-                           "run again, or train longer with `epsanet train --epochs N`")
+        raise RunFailedError(f"top-1 {top1:.2f}% is below the demo's target of {TARGET_TOP1}%: delete {out} and "
+                             "run again, or train longer with `epsanet train --epochs N`")
     print(f"demo passed: {top1:.2f}% >= {TARGET_TOP1}% by every route; report in {out / 'demo.json'}")
     return report

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from timm.utils.distributed import init_distributed_device_so
 
 from .._utils.device import resolve_device
+from .._utils.errors import InvalidArgumentError
 
 __all__ = ["Environment", "setup_environment", "teardown_environment", "all_reduce_sum", "gather_objects",
            "Precision", "resolve_precision"]
@@ -89,5 +90,5 @@ def resolve_precision(amp: Optional[str], device: torch.device) -> Precision:
         amp = "bf16" if device.type != "cuda" or torch.cuda.is_bf16_supported() else "fp16"
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     if amp not in dtypes:
-        raise ValueError(f"unknown --amp {amp!r}: choose bf16, fp16 or auto")
+        raise InvalidArgumentError(f"unknown --amp {amp!r}: choose bf16, fp16 or auto")
     return Precision(dtypes[amp], device.type)

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .._utils.errors import InvalidArgumentError
 from .._utils.files import write_json
 from ..hub.pretrained import save_pretrained
 from ..hub.sources import create_model_for_training, record_preprocessing
@@ -123,8 +124,8 @@ class _Run:
         if env.is_main:
             require_reporting(training=True)
         if config.world_size != env.world_size:
-            raise ValueError(f"the configuration was resolved for {config.world_size} processes but "
-                             f"{env.world_size} are running: resolve it with world_size={env.world_size}")
+            raise InvalidArgumentError(f"the configuration was resolved for {config.world_size} processes but "
+                                       f"{env.world_size} are running: resolve it with world_size={env.world_size}")
         random_seed(config.seed, env.rank)
         self.precision = resolve_precision(config.amp, env.device)
 
@@ -141,9 +142,9 @@ class _Run:
         if list(val_set.classes) != self.classes:
             only_train = sorted(set(self.classes) - set(val_set.classes))[:3]
             only_val = sorted(set(val_set.classes) - set(self.classes))[:3]
-            raise ValueError(f"{config.data}: the train/ and val/ folders have different classes (only in train/: "
-                             f"{', '.join(only_train) or '-'}; only in val/: {', '.join(only_val) or '-'}): give "
-                             "both the same class folders")
+            raise InvalidArgumentError(f"{config.data}: the train/ and val/ folders have different classes (only in "
+                                       f"train/: {', '.join(only_train) or '-'}; only in val/: "
+                                       f"{', '.join(only_val) or '-'}): give both the same class folders")
 
         pin = env.device.type == "cuda"
         self.train_loader = create_loader(train_set, config.batch_size, train=True, workers=config.workers,
@@ -152,8 +153,9 @@ class _Run:
         self.val_loader = create_loader(val_set, config.batch_size, train=False, workers=config.workers,
                                         world_size=env.world_size, rank=env.rank, pin_memory=pin)
         if len(self.train_loader) == 0:
-            raise ValueError(f"the training set ({len(train_set)} images) is smaller than one batch of "
-                             f"{config.batch_size} per process x {env.world_size} processes: lower --batch-size")
+            raise InvalidArgumentError(f"the training set ({len(train_set)} images) is smaller than one batch of "
+                                       f"{config.batch_size} per process x {env.world_size} processes: lower "
+                                       "--batch-size")
 
         model = self.model.to(env.device)
         if config.channels_last:

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .._utils.errors import InvalidArgumentError
 from .._utils.files import write_json
 from .._utils.paths import require_output_folder
 from ..hub.sources import load_model, require_weights
@@ -94,7 +95,7 @@ def evaluate(model: nn.Module, loader: DataLoader, env: Environment, precision: 
         confusion = confusion.view(num_classes, num_classes).cpu()
     loss_sum, top1, top5, n, skipped_total = counts.tolist()
     if n == 0:
-        raise ValueError("no image could be evaluated: every image of the split is unreadable")
+        raise InvalidArgumentError("no image could be evaluated: every image of the split is unreadable")
     return EvalResult(top1=100.0 * top1 / n, top5=100.0 * top5 / n, loss=loss_sum / n, images=int(n),
                       skipped=int(skipped_total), seconds=time.perf_counter() - start, confusion=confusion)
 
@@ -115,9 +116,9 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
     """
     workers = default_workers() if workers is None else workers
     if workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {workers}")
+        raise InvalidArgumentError(f"--workers must be 0 or more, got {workers}")
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
     if output_dir is not None:
         require_output_folder(output_dir, "--output-dir")
         require_reporting(training=False)
@@ -132,12 +133,14 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
         data_config = resolve_data_config(model=net)
         dataset.transform = create_transform(**data_config)
         if net.num_classes != len(dataset.classes):
-            raise ValueError(f"{model} predicts {net.num_classes} classes but {data} ({split}) has "
-                             f"{len(dataset.classes)}: evaluate it on data with the classes it was trained on")
+            raise InvalidArgumentError(f"{model} predicts {net.num_classes} classes but {data} ({split}) has "
+                                       f"{len(dataset.classes)}: evaluate it on data with the classes it was trained "
+                                       "on")
         label_names = net.pretrained_cfg.get("label_names")
         if label_names and list(label_names) != list(dataset.classes):
-            raise ValueError(f"{model} was trained on classes {list(label_names)[:5]}... but {data} has "
-                             f"{dataset.classes[:5]}...: the class folders must be the ones it was trained on")
+            raise InvalidArgumentError(f"{model} was trained on classes {list(label_names)[:5]}... but {data} has "
+                                       f"{dataset.classes[:5]}...: the class folders must be the ones it was trained "
+                                       "on")
         precision = resolve_precision(amp, env.device)
         net = net.to(env.device)
         if channels_last:

@@ -2,7 +2,8 @@
 
 timm's ``default_cfgs`` (:func:`timm_default_cfgs`) and :func:`list_pretrained` are generated
 here from that one file, and so are the torchvision-style weights enums
-(:func:`epsanet.models._api.weights_enum`). This module imports nothing else of epsanet's.
+(:func:`epsanet.models._api.weights_enum`). This module imports nothing else of epsanet's but its error
+classes.
 """
 import fnmatch
 import functools
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .._utils.errors import InvalidArgumentError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -18,7 +21,7 @@ else:
 
 __all__ = [
     "CATALOGUE_PATH", "WeightsEntry", "model_info", "architecture_cfg", "canonical_model", "weights_entries",
-    "find_weights", "list_pretrained", "timm_default_cfgs",
+    "find_weights", "licence", "list_pretrained", "timm_default_cfgs",
 ]
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
@@ -134,8 +137,22 @@ def model_info(name: str) -> Dict[str, Any]:
     """The catalogue's ``[models.<name>]`` section (description, paper, licence, citation, paper accuracy)."""
     models = _catalogue()[1]
     if name not in models:
-        raise ValueError(f"unknown model {name!r}: it has no [models.{name}] section in {CATALOGUE_PATH}")
+        raise InvalidArgumentError(f"unknown model {name!r}: it has no [models.{name}] section in {CATALOGUE_PATH}")
     return dict(models[name])
+
+
+# The catalogue's licences (the Hugging Face Hub's lower-case ids) by their SPDX ids.
+_SPDX = {"mit": "MIT", "apache-2.0": "Apache-2.0", "bsd-3-clause": "BSD-3-Clause", "cc-by-4.0": "CC-BY-4.0"}
+
+
+def licence(cfg: Mapping[str, Any]) -> str:
+    """The licence of a catalogue model or weights entry (``cfg`` holds ``license`` and
+    ``origin_url``) in words for a table: its SPDX id (``MIT``, ``Apache-2.0``); for the catalogue's
+    "unknown", "no licence file" when the code is on GitHub without one, else "-" (no code)."""
+    value = cfg.get("license")
+    if value and value != "unknown":
+        return _SPDX.get(value.lower(), value)
+    return "no licence file" if (cfg.get("origin_url") or "").startswith("https://github.com/") else "-"
 
 
 def architecture_cfg(name: str) -> Dict[str, Any]:

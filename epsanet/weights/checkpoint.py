@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .._utils.errors import first_line
+from .._utils.errors import EpsanetError, InvalidArgumentError, first_line
 from .._utils.paths import Kind, require_checkpoint
 
 __all__ = [
@@ -47,7 +47,7 @@ _OFFICIAL_BAM = re.compile(r"^bam(\d+)\.(.+)$")
 _BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(EpsanetError, ValueError):
     """A checkpoint does not fit a model: missing or unexpected keys, or shapes that differ."""
 
 
@@ -60,8 +60,8 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     else:
         obj = _load_file(source)
     if not isinstance(obj, Mapping):
-        raise ValueError(f"checkpoint {os.fspath(source)} holds a {type(obj).__name__}, not a state_dict: save the "
-                         "model's state_dict() instead of the model or a list")
+        raise InvalidArgumentError(f"checkpoint {os.fspath(source)} holds a {type(obj).__name__}, not a state_dict: "
+                                   "save the model's state_dict() instead of the model or a list")
     for key in _STATE_DICT_KEYS:
         if isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -70,8 +70,8 @@ def read_state_dict(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]])
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
             where = "" if isinstance(source, Mapping) else f" of {os.fspath(source)}"
-            raise ValueError(f"entry {key!r}{where} is a {type(value).__name__}, not a tensor: it is not a state_dict; "
-                             "pass a file saved from model.state_dict()")
+            raise InvalidArgumentError(f"entry {key!r}{where} is a {type(value).__name__}, not a tensor: it is not a "
+                                       "state_dict; pass a file saved from model.state_dict()")
         for prefix in _WRAPPER_PREFIXES:
             key = key[len(prefix):] if key.startswith(prefix) else key
         state[key] = value
@@ -92,15 +92,15 @@ def _load_file(source: Union[str, os.PathLike]) -> Mapping:
     except pickle.UnpicklingError as e:
         refused = re.search(r"GLOBAL (\S+)", str(e))
         if not str(e).startswith("Weights only load failed") or refused is None:
-            raise ValueError(f"cannot read checkpoint {path} ({_first_sentence(e)}): the file is truncated or "
-                             "corrupt; download or save it again") from None
-        raise ValueError(
+            raise InvalidArgumentError(f"cannot read checkpoint {path} ({_first_sentence(e)}): the file is truncated "
+                                       "or corrupt; download or save it again") from None
+        raise InvalidArgumentError(
             f"checkpoint {path} holds Python code or objects ({refused.group(1)}), which epsanet never runs "
             "(torch.load weights_only=True): re-save its state_dict in a trusted environment, or use safetensors"
         ) from None
     except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}, {info.description} ({_first_sentence(e)}): the file is "
-                         "truncated or corrupt; download or save it again") from None
+        raise InvalidArgumentError(f"cannot read checkpoint {path}, {info.description} ({_first_sentence(e)}): the "
+                                   "file is truncated or corrupt; download or save it again") from None
 
 
 def from_official_layout(state: Mapping[str, torch.Tensor]) -> StateDict:
@@ -131,7 +131,7 @@ def from_official_layout(state: Mapping[str, torch.Tensor]) -> StateDict:
         if match:
             stage, rest = match[1], match[2]
             if stage not in blocks:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"official BAM key {key!r} follows stage {stage}, but the checkpoint has no layer{stage} "
                     "blocks: it is not a BAM-ResNet checkpoint"
                 )
@@ -212,9 +212,9 @@ def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         reason = first_line(e)
-        raise ValueError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
-                         "checkpoint; resume from another one or start a new --output-dir") from None
+        raise InvalidArgumentError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
+                                   "checkpoint; resume from another one or start a new --output-dir") from None
     if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
-        raise ValueError(f"{path} is not an epsanet training checkpoint (no epoch/config): "
-                         "to start from its weights, pass it to --pretrained instead")
+        raise InvalidArgumentError(f"{path} is not an epsanet training checkpoint (no epoch/config): "
+                                   "to start from its weights, pass it to --pretrained instead")
     return state

@@ -24,8 +24,8 @@ import torch
 from huggingface_hub import hf_hub_download
 from timm.models._hub import load_model_config_from_hf, load_model_config_from_path
 
-from .._utils.errors import InvalidArgumentError, first_line
-from .._utils.paths import Kind, path_kind, require_existing
+from .._utils.errors import EpsanetError, InvalidArgumentError, first_line
+from .._utils.paths import Kind, path_kind, require_existing, require_folder
 from .catalogue import CATALOGUE_PATH, find_weights
 from .checkpoint import read_state_dict
 from .reachability import network_errors, require_reachable_or_cached, unreachable_and_not_cached
@@ -41,7 +41,7 @@ WEIGHTS_FILE = "model.safetensors"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class HubError(ValueError):
+class HubError(EpsanetError, ValueError):
     """Downloading, reading or publishing hub weights failed; the message names cause and fix."""
 
 
@@ -191,6 +191,12 @@ def read_hub_config(name_or_path: PathLike, cache_dir: Optional[PathLike] = None
         if not info.is_folder:
             raise HubError(f"{name} is {info.description}, not a hub folder: pass the folder written by "
                            "epsanet.save_pretrained or `epsanet convert`, or 'hf-hub:org/name'")
+        if info.kind is Kind.TRAINING_RUN:
+            best = Path(name) / "best"
+            if (best / "config.json").is_file():
+                raise HubError(f"{name} is a training run folder, not a hub folder: pass its best model, {best}")
+            raise HubError(f"{name} is a training run folder without a best model yet, not a hub folder: let it "
+                           f"finish an epoch, then pass {best}")
         if not (Path(name) / "config.json").is_file():
             raise HubError(
                 f"{name} is not a hub folder (no config.json): write one with epsanet.save_pretrained or "
@@ -221,6 +227,7 @@ def pretrained_state_dict(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] 
     if cfg.get("state_dict") is not None:
         return read_state_dict(cfg["state_dict"])
     if cfg.get("source") == "local-dir":
+        require_folder(cfg["file"], "hub folder", "pass the folder written by epsanet.save_pretrained")
         return read_state_dict(_local_weights_file(Path(cfg["file"])))
     if cfg.get("file") and cfg.get("source") != "hf-hub":
         return read_state_dict(cfg["file"])

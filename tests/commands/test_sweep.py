@@ -15,7 +15,8 @@ from local_hub import free_port
 from PIL import Image
 
 import epsanet
-from epsanet.cli import USER_ERRORS, main
+from epsanet._utils.errors import EpsanetError
+from epsanet.cli import main
 from epsanet.tools.predict import predict
 
 CHECKPOINT = "(expected a .pth/.pth.tar/.pt/.bin/.safetensors file, got"
@@ -47,6 +48,9 @@ COMMANDS = [
      "--out fake.jpg is a JPEG image, not a folder: choose another output folder"),
     ("convert hf-hub:ORG/NAME --model eca_resnet50 --out out", UNREACHABLE),
     # eval: --model, --checkpoint, --data, --split, numbers, tags
+    ("eval --model epsanet50_small --pretrained runs/tiny/bset", "--pretrained runs/tiny/bset does not exist"),
+    ("eval --model epsanet50_small --pretrained run", "--pretrained run is a path, not a catalogue tag (see `epsanet "
+                                                      "weights`): pass the model it holds as --model run"),
     ("eval --model epsanet50_small --checkpoint fake.jpg",
      f"checkpoint fake.jpg is not a checkpoint {CHECKPOINT} a JPEG"),
     ("eval --model epsanet50_small --checkpoint notes.txt", f"{CHECKPOINT} a text file)"),
@@ -286,7 +290,7 @@ def test_bad_input_to_a_public_function_is_one_true_line_and_leaves_nothing_behi
     call, expected = FUNCTIONS[name]
     monkeypatch.chdir(sandbox)
     before = snapshot(sandbox)
-    with pytest.raises(USER_ERRORS) as info:
+    with pytest.raises(EpsanetError) as info:
         call()
     message = str(info.value)
     assert "\n" not in message and expected in message, message

@@ -356,9 +356,26 @@ def test_a_folder_without_config_is_a_one_line_error(tmp_path):
         epsanet.epsanet50_small(weights=str(tmp_path))
 
 
-def test_a_path_that_does_not_exist_names_the_choices():
-    with pytest.raises(ValueError, match="unknown weights 'runs/nowhere' .* or pass an existing hub folder"):
-        epsanet.se_resnet50(weights="runs/nowhere")
+def test_a_training_run_folder_names_its_best_model(tmp_path):
+    run = tmp_path / "runs" / "tiny"
+    epsanet.save_pretrained(tiny_epsanet(), run / "best")
+    (run / "run_config.json").write_text("{}")
+    with pytest.raises(HubError, match=f"^{run} is a training run folder, not a hub folder: pass its best model, "
+                                       f"{run / 'best'}$"):
+        epsanet.epsanet50_small(weights=str(run))
+
+
+def test_a_training_run_folder_without_a_best_model_says_to_let_it_finish_an_epoch(tmp_path):
+    (tmp_path / "last.pth").write_bytes(b"")
+    with pytest.raises(HubError, match=f"^{tmp_path} is a training run folder without a best model yet, not a hub "
+                                       f"folder: let it finish an epoch, then pass {tmp_path / 'best'}$"):
+        epsanet.from_pretrained(tmp_path)
+
+
+def test_a_hub_folder_given_to_timm_that_does_not_exist_says_so():
+    with pytest.raises(epsanet.PathNotFoundError, match="^hub folder nowhere/export does not exist"):
+        timm.create_model("epsanet50_small", pretrained=True,
+                          pretrained_cfg_overlay=dict(file="nowhere/export", source="local-dir"))
 
 
 def test_a_truncated_weights_file_in_a_folder_is_a_one_line_error(tmp_path):

@@ -1,4 +1,8 @@
 """The zoo's models: sizes, costs, constructors, key layout, errors."""
+import os
+import re
+from pathlib import Path
+
 import pytest
 import timm
 import torch
@@ -103,6 +107,21 @@ def test_torchvision_get_model_weights_finds_the_enum_from_the_annotation():
 def test_asking_epsanet_for_weights_says_none_exist_yet():
     with pytest.raises(ValueError, match="no pretrained weights exist for EPSANet50_Small_Weights"):
         epsanet.epsanet50_small(weights="IMAGENET1K_V1")
+
+
+@pytest.mark.parametrize("builder", [epsanet.epsanet50_small, epsanet.se_resnet50])
+@pytest.mark.parametrize("weights", ["runs/tiny/bset", "./nowhere", "~nowhere", "nowhere.pth", Path("nowhere")])
+def test_weights_at_a_path_that_does_not_exist_say_so(builder, weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = f"^weights {re.escape(os.fspath(weights))} does not exist: check the path, or pass a hub folder"
+    with pytest.raises(epsanet.PathNotFoundError, match=message):
+        builder(weights=weights)
+
+
+def test_weights_from_timm_at_a_path_that_does_not_exist_say_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(epsanet.PathNotFoundError, match="^checkpoint runs/tiny/best.pth does not exist"):
+        timm.create_model("epsanet50_small", pretrained=True, pretrained_cfg_overlay=dict(file="runs/tiny/best.pth"))
 
 
 def test_unknown_weights_name_lists_the_choices():

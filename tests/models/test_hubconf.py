@@ -32,3 +32,9 @@ def test_torch_hub_load_runs_the_official_name():
     model = torch.hub.load(str(REPO), "epsanet50", source="local").eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_torch_hub_load_with_weights_at_a_path_that_does_not_exist_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(epsanet.PathNotFoundError, match="^weights runs/tiny/bset does not exist: check the path"):
+        torch.hub.load(str(REPO), "epsanet50_small", source="local", weights="runs/tiny/bset")

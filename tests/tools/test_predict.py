@@ -1,4 +1,5 @@
-"""`epsanet predict` and `epsanet export` of a trained run: the weights' own preprocessing and class names."""
+"""`epsanet predict` and `epsanet export` of a trained run: the weights' own preprocessing, image size and
+class names (`source_info`), and every input accounted for."""
 import json
 
 import pytest
@@ -10,7 +11,8 @@ from torchvision import transforms
 
 import epsanet
 from epsanet.cli import main
-from epsanet.tools.predict import class_names, find_images, predict
+from epsanet.hub.sources import load_model, source_info
+from epsanet.tools.predict import find_images, predict
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_predict_sees_an_image_as_viewers_show_it_upright_and_on_white(run, tmp_
     transparent.save(tmp_path / "transparent.png")
 
     def top(name):
-        (prediction,) = predict(model, [tmp_path / name], top_k=3)
+        (prediction,) = predict(model, [tmp_path / name], top_k=3).predictions
         return prediction.top_k
 
     assert top("stored_sideways.png") == top("upright.png")
@@ -75,10 +77,72 @@ def test_predict_sees_an_image_as_viewers_show_it_upright_and_on_white(run, tmp_
 
 def test_imagenet_weights_have_imagenet_names_and_other_weights_never_guess_them():
     imagenet = epsanet.se_resnet50(pretrained_cfg="a1_in1k", device="meta")
-    assert class_names(imagenet) == ImageNetInfo().label_descriptions()
-    assert class_names(imagenet)[1] == "goldfish, Carassius auratus"
+    assert source_info(imagenet).class_names == tuple(ImageNetInfo().label_descriptions())
+    assert source_info(imagenet).class_names[1] == "goldfish, Carassius auratus"
     untagged = epsanet.epsanet50_small(device="meta")  # 1000 classes, but no ImageNet weights exist for it
-    assert class_names(untagged)[:2] == ["class 0", "class 1"]
+    assert source_info(untagged).class_names[:2] == ("class 0", "class 1")
+
+
+def test_model_info_reads_what_a_run_holds(run):
+    run_dir, _ = run
+    info = source_info(load_model(str(run_dir)))
+    assert (info.architecture, info.num_classes, info.class_names) == ("epsanet50_small", 3, ("0", "1", "2"))
+    assert (info.input_size, info.crop_pct, info.interpolation) == ((3, 16, 16), 1.0, "bilinear")
+    assert info.mean == pytest.approx((0.485, 0.456, 0.406)) and info.std == pytest.approx((0.229, 0.224, 0.225))
+
+
+def _unreadable_folder(root, data):
+    """Two readable digits, a truncated PNG and a text file named .jpg."""
+    folder = root / "mixed"
+    folder.mkdir()
+    for image in sorted((data / "val" / "1").glob("*.png"))[:2]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "cut.png").write_bytes((data / "val" / "1" / image.name).read_bytes()[:40])
+    (folder / "notes.jpg").write_text("not an image\n")
+    return folder
+
+
+def test_predict_reports_every_unreadable_image_and_predicts_the_others(run, tmp_path):
+    run_dir, data = run
+    folder = _unreadable_folder(tmp_path, data)
+    result = predict(epsanet.from_pretrained(run_dir / "best"), [folder])
+    readable = sorted(str(p) for p in folder.glob("[0-9]*.png"))
+    assert [p.image for p in result.predictions] == readable
+    assert sorted(result.unreadable) == [str(folder / "cut.png"), str(folder / "notes.jpg")]
+    assert all(reason.startswith(f"cannot read image {path} (") and reason.endswith("): replace or delete the file")
+               for path, reason in result.unreadable.items())
+
+
+def test_the_predict_command_names_each_unreadable_image_then_fails_with_one_summary_line(run, tmp_path, capsys):
+    run_dir, data = run
+    folder = _unreadable_folder(tmp_path, data)
+    assert main(["predict", str(folder), "--model", str(run_dir), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert [p["image"] for p in json.loads(out)] == sorted(str(p) for p in folder.glob("[0-9]*.png"))
+    *unreadable, summary = err.splitlines()
+    assert [line.split(" (")[0] for line in unreadable] == [
+        f"epsanet predict: cannot read image {folder / 'cut.png'}", f"epsanet predict: cannot read image "
+                                                                    f"{folder / 'notes.jpg'}"]
+    assert summary == (f"epsanet predict: error: 2 of 4 images could not be read: {folder / 'cut.png'}, "
+                       f"{folder / 'notes.jpg'}")
+
+
+@pytest.mark.parametrize("img_size", [None, 32])
+def test_onnx_export_of_a_run_takes_the_runs_image_size_unless_told_otherwise(run, img_size, tmp_path, capsys):
+    import onnxruntime
+
+    run_dir, _ = run
+    size = img_size or 16  # the run trained at 16 px
+    option = [] if img_size is None else ["--img-size", str(img_size)]
+    assert main(["export", str(run_dir), str(tmp_path / "run.onnx"), *option]) == 0
+    assert f"(ONNX, input N x 3 x {size} x {size}; onnxruntime matches" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "run.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, size, size]
+    x = torch.randn(2, 3, size, size)
+    model = epsanet.from_pretrained(run_dir / "best").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), model(x),
+                                   rtol=1e-4, atol=1e-4)
 
 
 def test_export_takes_a_training_run_and_reproduces_its_best_model(run, tmp_path, capsys):

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import List
 
+from ..._utils.errors import InvalidArgumentError
 from ..._utils.optional import require
 
 require("ultralytics", "yolo", "epsanet.integrations.ultralytics")
@@ -57,8 +58,8 @@ def model_yaml(name: str) -> str:
     stem = name[:-5] if name.endswith(".yaml") else name
     match = _WITH_SCALE.fullmatch(stem)
     if match is None or not (CFG_DIR / f"{match[1]}{match[3]}.yaml").is_file():
-        raise ValueError(f"no shipped model YAML {name!r}: choose one of {', '.join(list_model_yamls())} "
-                         "(with n, s, m, l or x as the scale)")
+        raise InvalidArgumentError(f"no shipped model YAML {name!r}: choose one of {', '.join(list_model_yamls())} "
+                                   "(with n, s, m, l or x as the scale)")
     return str(CFG_DIR / f"{stem}.yaml")
 
 

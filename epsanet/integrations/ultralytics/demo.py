@@ -15,6 +15,7 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
+from ..._utils.errors import InvalidArgumentError
 from ..._utils.files import write_json, write_text
 from ...detection.shapes import make_shapes_dataset, shapes_splits
 from ...tools.stats import count_macs
@@ -42,7 +43,7 @@ def run_demo(output_dir: Path, *, models: Sequence[str] = tuple(DEMO_MODELS), tr
     output_dir = Path(output_dir)
     unknown = sorted(set(models) - set(DEMO_MODELS))
     if unknown:
-        raise ValueError(f"unknown demo model {', '.join(unknown)}: choose from {', '.join(DEMO_MODELS)}")
+        raise InvalidArgumentError(f"unknown demo model {', '.join(unknown)}: choose from {', '.join(DEMO_MODELS)}")
     data_root = output_dir / "shapes-yolo"
     if not (data_root / "data.yaml").is_file():
         make_shapes_dataset(data_root, train_images=train_images, val_images=val_images, layout="yolo")

@@ -36,6 +36,7 @@ from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import C3k
 from ultralytics.utils import LOGGER
 
+from ..._utils.errors import InvalidArgumentError
 from .modules import ATTENTION_LAYERS, BACKBONE_LAYERS, BLOCK_LAYERS, CONV_LAYERS, LAYERS
 
 __all__ = ["register", "is_registered", "yaml_names", "checkpoint_classes"]
@@ -110,15 +111,15 @@ def _stand_in_row(index: int, row: List[Any]) -> List[Any]:
     f, n, name, args = row
     args = list(args)
     if not isinstance(f, int):
-        raise ValueError(f"layer {index} ({name}) reads {f}: it takes the output of one layer, not several")
+        raise InvalidArgumentError(f"layer {index} ({name}) reads {f}: it takes the output of one layer, not several")
     if name in ATTENTION_LAYERS or name in BACKBONE_LAYERS:
         return [f, n, "nn.Identity", []]
     if not args:
-        raise ValueError(f"layer {index} ({name}) needs its output channels as the first YAML argument, "
-                         f"e.g. [{f}, {n}, {name}, [256]]")
+        raise InvalidArgumentError(f"layer {index} ({name}) needs its output channels as the first YAML argument, "
+                                   f"e.g. [{f}, {n}, {name}, [256]]")
     if name in CONV_LAYERS:
         if n != 1:
-            raise ValueError(f"layer {index} ({name}) takes no repeats: write 1 as its number, not {n}")
+            raise InvalidArgumentError(f"layer {index} ({name}) takes no repeats: write 1 as its number, not {n}")
         return [f, 1, "Conv", args[:1]]
     return [f, n, "C3k2", args[:3]]  # C3k2EPSA: Ultralytics scales channels and repeats as for its C3k2
 
@@ -152,8 +153,8 @@ def _replace_stand_ins(model: nn.Sequential, rows: List[List[Any]], ours: Dict[i
 def _build(index: int, rows: List[List[Any]], stand_in: nn.Module, inputs: Any) -> nn.Module:
     f, _, name, args = rows[index]
     if not isinstance(inputs, torch.Tensor):
-        raise ValueError(f"layer {index} ({name}) reads layer {f}, whose output is a list: read one of its "
-                         "tensors through an Index row")
+        raise InvalidArgumentError(f"layer {index} ({name}) reads layer {f}, whose output is a list: read one of its "
+                                   "tensors through an Index row")
     c1 = inputs.shape[1]
     cls = LAYERS[name]
     try:
@@ -171,7 +172,7 @@ def _build(index: int, rows: List[List[Any]], stand_in: nn.Module, inputs: Any) 
             layer = modules[0] if repeats == 1 else nn.Sequential(*modules)
     except (ValueError, TypeError, KeyError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise ValueError(f"layer {index} ({name} {args}) with {c1} input channels: {message}") from None
+        raise InvalidArgumentError(f"layer {index} ({name} {args}) with {c1} input channels: {message}") from None
     if name in BACKBONE_LAYERS:
         _check_index_rows(index, rows, layer)
     layer.i, layer.f, layer.type = index, f, f"epsanet.integrations.ultralytics.{cls.__name__}"
@@ -187,10 +188,11 @@ def _check_index_rows(index: int, rows: List[List[Any]], backbone: nn.Module) ->
             continue
         stated, level = args[0], args[1] if len(args) > 1 else 0
         if not -len(backbone.channels) <= level < len(backbone.channels):
-            raise ValueError(f"layer {j} (Index {args}) picks level {level}, but the {backbone.model_name} backbone "
-                             f"at layer {index} has {len(backbone.channels)} levels (strides {backbone.strides})")
+            raise InvalidArgumentError(f"layer {j} (Index {args}) picks level {level}, but the {backbone.model_name} "
+                                       f"backbone at layer {index} has {len(backbone.channels)} levels (strides "
+                                       f"{backbone.strides})")
         if stated != backbone.channels[level]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"layer {j} (Index {args}) states {stated} channels, but level {level} of {backbone.model_name} "
                 f"(stride {backbone.strides[level]}) has {backbone.channels[level]}: write [{f}, 1, Index, "
                 f"[{backbone.channels[level]}, {level}]]")
