@@ -1,7 +1,7 @@
 """Warm start vs random initialisation, measured on scikit-learn's digits (1,797 8x8 images).
 
 Does initialising an EPSANet (or an SE/ECA-ResNet) from ResNet-50 weights with
-``epsanet.hub.transplant`` beat random initialisation after the same number of fine-tuning steps?
+``epsanet.transplant`` beat random initialisation after the same number of fine-tuning steps?
 
 Source weights (``--source``):
   digits04  (default, offline) a plain torchvision ResNet-50 trained here on digits 0-4: a
@@ -38,8 +38,8 @@ from epsanet._utils.files import atomic_file
 
 VARIANTS = {
     "random": "random initialisation",
-    "transplant": "epsanet.hub.transplant",
-    "transplant-no-psa": "epsanet.hub.transplant(psa_from_3x3=False): PSA branches not initialised",
+    "transplant": "epsanet.transplant",
+    "transplant-no-psa": "epsanet.transplant(psa_from_3x3=False): PSA branches not initialised",
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> List[dict]:
                 torch.manual_seed(seed)  # the same initialisation of everything a variant does not transplant
                 model = epsanet.create_model(name, num_classes=5)
                 if variant != "random":
-                    epsanet.hub.transplant(resnet, model, psa_from_3x3=variant == "transplant")
+                    epsanet.transplant(resnet, model, psa_from_3x3=variant == "transplant")
                 start = time.perf_counter()
                 for steps in train(model, train_x, train_y, args.steps, args.batch_size, args.lr, seed):
                     acc = accuracy(model, test_x, test_y)

@@ -18,7 +18,7 @@ from ..weights.download import (
 from .convert import convert_checkpoint
 from .pretrained import from_pretrained, publish, save_pretrained
 from .sources import load_model
-from .transplant import TransplantReport, transplant
+from .warm_start import TransplantReport, transplant
 
 __all__ = [
     "HubError", "HubConfig", "save_pretrained", "from_pretrained", "publish", "read_hub_config", "download_file",

@@ -8,7 +8,7 @@
 """
 from .config import RECIPES, TrainConfig, add_train_arguments, resolve_config
 from .engine import TrainResult, train
-from .evaluate import EvalResult, evaluate, evaluate_model
+from .evaluation import EvalResult, evaluate, evaluate_model
 from .run import NonFiniteError
 
 __all__ = [

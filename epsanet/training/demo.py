@@ -13,7 +13,7 @@ from .._utils.files import write_json
 from .config import resolve_config
 from .data import DIGITS
 from .engine import train
-from .evaluate import evaluate_model
+from .evaluation import evaluate_model
 
 __all__ = ["run_demo", "TARGET_TOP1"]
 

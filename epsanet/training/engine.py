@@ -33,7 +33,7 @@ from ..weights.checkpoint import load_training_checkpoint
 from .config import TrainConfig, lr_for
 from .data import build_dataset, check_unreadable, create_loader, set_loader_epoch
 from .distributed import all_reduce_sum, resolve_precision
-from .evaluate import EvalResult, evaluate
+from .evaluation import EvalResult, evaluate
 from .reporting import MetricsLog, plot_curves, require_reporting
 from .run import RunFolder, RunningSums, check_finite_weights, start_run
 

@@ -1,4 +1,4 @@
-"""epsanet.hub.transplant: ResNet weights into EPSANet and the attention ResNets."""
+"""epsanet.transplant: ResNet weights into EPSANet and the attention ResNets."""
 import pytest
 import torch
 import torchvision
