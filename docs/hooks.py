@@ -138,10 +138,18 @@ def readme_models_table() -> str:
     return "\n".join(lines)
 
 
-def _signature(builder) -> str:
-    # Annotations without their module paths: ``Optional[SE_ResNet50_Weights]``, ``ResNet``.
-    text = str(inspect.signature(builder))
-    return re.sub(r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Za-z_][A-Za-z0-9_]*)", r"\1", text)
+def _signature(name: str, builder) -> str:
+    """``epsanet.<name>(`` and one parameter a line, annotations without their module paths."""
+    signature = inspect.signature(builder)
+    short = functools.partial(re.sub, r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Za-z_][A-Za-z0-9_]*)", r"\1")
+    params = [short(str(p)) for p in signature.parameters.values()]
+    if any(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values()) and not any(
+            p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+        first_kw = next(i for i, p in enumerate(signature.parameters.values()) if p.kind is p.KEYWORD_ONLY)
+        params.insert(first_kw, "*")
+    returns = "" if signature.return_annotation is inspect.Signature.empty else (
+        f" -> {short(inspect.formatannotation(signature.return_annotation))}")
+    return f"epsanet.{name}(\n" + "".join(f"    {p},\n" for p in params) + f"){returns}"
 
 
 def _usage(row: ModelRow) -> str:
@@ -159,9 +167,9 @@ def _usage(row: ModelRow) -> str:
 def family_page(page: str, title: str) -> str:
     import epsanet
 
-    # Shallow before deep, Small before Large: epsanet50_small, epsanet50_large, epsanet101_small, ...
-    rows = sorted((r for r in model_rows() if r.family == page),
-                  key=lambda r: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", r.name)])
+    # Shallow before deep, aliases (the official code's names) last: epsanet50_large, epsanet50_small, ...
+    rows = sorted((r for r in model_rows() if r.family == page), key=lambda r: (
+        "alias_of" in r.info, [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", r.name)]))
     info = rows[0].info
     paper = info["paper_ids"]
     out = [f"# {title}", "",
@@ -188,7 +196,7 @@ def family_page(page: str, title: str) -> str:
         else:
             out += ["**Pretrained weights:** none exist yet" + (f" (the same as `{alias}`)." if alias else "."), ""]
         out += ["**Builder** ([reference][epsanet." + r.name + "]):", "",
-                f"```python\nepsanet.{r.name}{_signature(builder)}\n```", "", _usage(r), ""]
+                f"```python\n{_signature(r.name, builder)}\n```", "", _usage(r), ""]
     citation = info.get("citation")
     if citation:
         out += ["## Citation", "", "```bibtex", citation.strip(), "```", ""]

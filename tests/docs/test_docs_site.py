@@ -1,5 +1,6 @@
 """The documentation site builds strictly, documents every model and public name with the numbers
 the code computes, fetches nothing from other hosts and names no issue numbers."""
+import html
 import re
 
 from common import REPO
@@ -15,10 +16,10 @@ def cell(value: str) -> re.Pattern:
 
 def model_section(site, hooks, name: str) -> str:
     """The HTML of a model's section on its family page: from its heading to the next one."""
-    html = (site / "models" / f"{hooks.family_of(model_info(name)['paper_ids'])}.html").read_text()
-    start = html.index(f'id="{name}"')
-    end = html.find("<h2", start)
-    return html[start:end if end != -1 else None]
+    text = (site / "models" / f"{hooks.family_of(model_info(name)['paper_ids'])}.html").read_text()
+    start = text.index(f'id="{name}"')
+    end = text.find("<h2", start)
+    return text[start:end if end != -1 else None]
 
 
 def test_every_zoo_model_has_its_section_with_the_parameters_gmacs_and_paper_top1_the_code_gives(site, hooks):
@@ -30,14 +31,15 @@ def test_every_zoo_model_has_its_section_with_the_parameters_gmacs_and_paper_top
         assert cell(f"{params:,}").search(section), name
         assert cell(f"{gmacs:.2f}").search(section), name
         assert cell(f"{top1:.2f}" if top1 is not None else "-").search(section), name
-        assert f"epsanet.{name}(*" in re.sub(r"<[^>]+>", "", section), f"{name}: no builder signature"
+        signature = f"epsanet.{name}(\n    *,\n    weights: Optional["
+        assert signature in html.unescape(re.sub(r"<[^>]+>", "", section)), f"{name}: no builder signature"
 
 
 def test_every_catalogued_weight_is_on_its_model_section_and_the_weights_page_with_its_numbers(site, hooks):
     weights_page = (site / "weights.html").read_text()
     for entry in weights_entries():
-        for html in (model_section(site, hooks, entry.model), weights_page):
-            row = re.search(rf"<tr>\s*<td[^>]*><code>{re.escape(entry.name)}</code></td>.*?</tr>", html, re.S)
+        for page in (model_section(site, hooks, entry.model), weights_page):
+            row = re.search(rf"<tr>\s*<td[^>]*><code>{re.escape(entry.name)}</code></td>.*?</tr>", page, re.S)
             assert row, entry.name
             assert cell(f"{entry.top1:g}").search(row.group()) and cell(f"{entry.top5:g}").search(row.group())
             assert cell(str(entry.cfg.get("license"))).search(row.group()), entry.name
@@ -54,25 +56,25 @@ def test_every_family_page_is_in_the_navigation(site, hooks):
 
 
 def test_every_public_name_has_its_entry_in_the_api_reference(site):
-    html = "".join(p.read_text() for p in (site / "reference").glob("*.html"))
-    missing = [name for name in epsanet.__all__ if name != "__version__" and f'id="epsanet.{name}"' not in html]
+    reference = "".join(p.read_text() for p in (site / "reference").glob("*.html"))
+    missing = [name for name in epsanet.__all__ if name != "__version__" and f'id="epsanet.{name}"' not in reference]
     assert not missing
     assert "epsanet.__version__" in (site / "reference" / "index.html").read_text()
 
 
 def test_the_subpackages_entry_points_have_their_entries(site, hooks):
     for page, paths in hooks.reference_entries().items():
-        html = (site / "reference" / f"{page}.html").read_text()
-        assert [p for p in paths if f'id="{p}"' not in html] == [], page
+        text = (site / "reference" / f"{page}.html").read_text()
+        assert [p for p in paths if f'id="{p}"' not in text] == [], page
     training = hooks.reference_entries()["training"] + hooks.reference_entries()["detection"]
     assert "epsanet.training.engine.train" in training and "epsanet.detection.engine.train" in training
 
 
 def test_every_attention_module_of_the_registry_has_its_entry(site):
-    html = (site / "reference" / "layers.html").read_text()
+    layers = (site / "reference" / "layers.html").read_text()
     for name in epsanet.list_attention():
         cls = epsanet.layers.get_attention(name)
-        assert f'id="{cls.__module__}.{cls.__qualname__}"' in html, name
+        assert f'id="{cls.__module__}.{cls.__qualname__}"' in layers, name
 
 
 # What makes a browser fetch: src/srcset, <link href>, CSS url() and @import.
@@ -109,7 +111,7 @@ def test_the_weights_tables_show_what_epsanet_weights_prints(site, hooks, capsys
         cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
         name = cells["weights"]
         model, _, _ = name.partition(".")
-        for html in (weights_page, model_section(site, hooks, model)):
-            row = re.search(rf"<tr>\s*<td[^>]*><code>{re.escape(name)}</code></td>.*?</tr>", html, re.S).group()
+        for page in (weights_page, model_section(site, hooks, model)):
+            row = re.search(rf"<tr>\s*<td[^>]*><code>{re.escape(name)}</code></td>.*?</tr>", page, re.S).group()
             assert cell(cells["top-1"]).search(row) and cell(cells["top-5"]).search(row), name
             assert cell(cells["eval size (crop)"]).search(row), name
