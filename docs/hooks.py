@@ -12,6 +12,7 @@
 """
 import functools
 import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -155,12 +156,14 @@ def _signature(name: str, builder) -> str:
 def _usage(row: ModelRow) -> str:
     lines = ["import epsanet, timm", ""]
     hub = [e for e in row.weights if not e.by_hand]
+    by_hand = [e for e in row.weights if e.by_hand]
     if hub:
-        lines.append(f'model = epsanet.{row.name}(weights="{hub[0].enum_name}")  '
-                     f"# {hub[0].name}: downloaded, checked, cached")
-        lines.append(f'model = timm.create_model("{hub[0].name}", pretrained=True)  # the same, through timm')
-    lines.append(f"model = epsanet.{row.name}(num_classes=10)  # random initialisation, a 10-class head")
-    lines.append(f'backbone = timm.create_model("{row.name}", features_only=True)  # 5 feature levels')
+        lines += [f'model = epsanet.{row.name}(weights="{hub[0].enum_name}")  # {hub[0].tag}: downloaded, checked',
+                  f'model = timm.create_model("{hub[0].name}", pretrained=True)  # the same, through timm']
+    if by_hand:
+        lines.append(f'model = epsanet.{row.name}(weights="DIR")  # {by_hand[0].tag}, fetched and converted to DIR')
+    lines += [f"model = epsanet.{row.name}(num_classes=10)  # random initialisation",
+              f'backbone = timm.create_model("{row.name}", features_only=True)  # 5 feature maps']
     return "```python\n" + "\n".join(lines) + "\n```"
 
 
@@ -279,10 +282,28 @@ def reference_entries() -> Dict[str, List[str]]:
     return entries
 
 
+def _shadowed(path: str) -> Optional[str]:
+    """Where to render ``epsanet.<name>`` when griffe would read it as the submodule of the same name
+    (``epsanet.transplant``, the function of ``epsanet/hub/transplant.py``): its definition."""
+    import epsanet
+
+    if path.count(".") != 1:
+        return None
+    obj = getattr(epsanet, path.split(".")[1])
+    if inspect.ismodule(obj) or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        return None
+    package = obj.__module__.rsplit(".", 1)[0]
+    if importlib.util.find_spec(f"{package}.{obj.__name__}") is None:
+        return None
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
 def reference_page(ref: ReferencePage) -> str:
     out = [f"# {ref.title}", "", ref.intro, ""]
     for path in reference_entries()[ref.page]:
-        out += [f"::: {path}", ""]
+        definition = _shadowed(path)
+        # An autorefs anchor keeps `epsanet.<name>` a link target when the entry renders its definition.
+        out += [f"[](){{#{path}}}", f"::: {definition}", ""] if definition else [f"::: {path}", ""]
     return "\n".join(out)
 
 
