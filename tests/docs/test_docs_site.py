@@ -115,3 +115,17 @@ def test_the_weights_tables_show_what_epsanet_weights_prints(site, hooks, capsys
             row = re.search(rf"<tr>\s*<td[^>]*><code>{re.escape(name)}</code></td>.*?</tr>", page, re.S).group()
             assert cell(cells["top-1"]).search(row) and cell(cells["top-5"]).search(row), name
             assert cell(cells["eval size (crop)"]).search(row), name
+
+
+def make_recipe(target: str) -> str:
+    """The commands of a Makefile target, continuation lines joined, `$(PY) -m epsanet` as `epsanet`."""
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    recipe = text.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+    return re.sub(r"\s+", " ", recipe.replace("$(PY) -m epsanet", "epsanet"))
+
+
+def test_the_gallery_names_the_commands_its_make_targets_run():
+    gallery = re.sub(r"\s+", " ", (REPO / "docs" / "gallery.md").read_text())
+    for target in ("explain-figures", "bench-chart"):
+        commands = re.findall(r"epsanet (?:explain|bench) [^`]*", gallery)
+        assert any(command.strip() in make_recipe(target) for command in commands), target
