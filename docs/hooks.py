@@ -170,9 +170,9 @@ def _usage(row: ModelRow) -> str:
 def family_page(page: str, title: str) -> str:
     import epsanet
 
-    # Shallow before deep, aliases (the official code's names) last: epsanet50_large, epsanet50_small, ...
+    # Shallow before deep, Small before Large, aliases (the official code's names) last.
     rows = sorted((r for r in model_rows() if r.family == page), key=lambda r: (
-        "alias_of" in r.info, [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", r.name)]))
+        "alias_of" in r.info, int(re.search(r"\d+", r.name).group()), r.name.endswith("_large"), r.name))
     info = rows[0].info
     paper = info["paper_ids"]
     out = [f"# {title}", "",
