@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # olah, the Hub mirror server the hub tests run on 127.0.0.1, lives in its own venv (its pins clash with ours).
 OLAH_VENV ?= .venv-olah
 
-.PHONY: demo detection-demo yolo-demo explain-figures test test-all install olah clean
+.PHONY: demo detection-demo yolo-demo explain-figures bench-chart docs browser test test-all install olah clean
 
 demo: install
 	$(PY) -m epsanet demo
@@ -19,18 +19,38 @@ explain-figures: install
 	$(PY) -m epsanet explain docs/explain/digits --model runs/demo/best --psa-scales --size 72 --out runs/demo/explain
 	cp runs/demo/explain/grid.png runs/demo/explain/psa_scales.png docs/explain/
 
+# The gallery's speed chart, and the table beside it (docs/gallery.md shows this command).
+bench-chart: install
+	mkdir -p docs/gallery
+	$(PY) -m epsanet bench epsanet50_small --threads 2 --repeats 3 --warmup 1 \
+		--json docs/gallery/bench.json --chart docs/gallery/bench.png > docs/gallery/bench.txt.tmp
+	mv docs/gallery/bench.txt.tmp docs/gallery/bench.txt
+
+# The documentation site (mkdocs.yml): strict, offline, into site/; model pages and the API
+# reference are generated from the code by docs/hooks.py.
+docs: install
+	$(PY) -m mkdocs build --strict --quiet --site-dir site
+
+# The headless browser the docs test drives (Debian's chromium; installed when root, else that test skips).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "make browser: /usr/bin/chromium is missing and cannot be installed here: the browser test will skip"; fi
+
 detection-demo: install
 	$(PY) -m epsanet detect demo runs/detection-demo
 
 yolo-demo: install
 	$(PY) -m epsanet yolo demo runs/yolo-demo
 
-# The linter first (zero findings), then the tests; the wheel test is marked slow but runs here too.
-test: install olah
+# The linter first (zero findings), the docs (strict), then the tests; the wheel test is marked slow but
+# runs here too.
+test: install olah browser docs
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not slow or wheel"
 
-test-all: install olah
+test-all: install olah browser docs
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -39,7 +59,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev,train]'
+	$(PIP) install -q -e '.[dev,train,docs]'
 	touch $@
 
 olah: $(OLAH_VENV)/.installed
@@ -50,4 +70,4 @@ $(OLAH_VENV)/.installed:
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(OLAH_VENV) build *.egg-info
+	rm -rf $(VENV) $(OLAH_VENV) build site *.egg-info

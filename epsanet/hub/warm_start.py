@@ -10,7 +10,7 @@ EPSANet replaces each bottleneck's 3x3 ``conv2`` by a PSA module whose four bran
 reverse order (branch 4 first). Each branch is initialised from the ResNet 3x3 kernel of the
 output channels it writes, restricted to the input channels its group reads (the matching
 diagonal block of each group), centred inside the larger kernel with zeros around it. Asked for
-in the official repository (murufeng/EPSANet issue #12).
+in the official repository (https://github.com/murufeng/EPSANet/issues/12).
 
 A fresh attention gate would rescale what the ResNet computed (an SE or ECA gate halves a
 block's residual branch, PSA's softmax quarters each branch), and the copied BatchNorm
