@@ -7,7 +7,6 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.data import create_transform, resolve_data_config
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -15,7 +14,7 @@ from tqdm import tqdm
 from .._utils.errors import InvalidArgumentError
 from .._utils.files import write_json
 from .._utils.paths import require_output_folder
-from ..hub.sources import load_model, require_weights
+from ..hub.sources import load_model, require_weights, source_info
 from .data import build_dataset, check_unreadable, create_loader, default_workers
 from .distributed import (
     Environment,
@@ -130,8 +129,8 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
                             "--pretrained TAG (see `epsanet weights`) or --checkpoint FILE, or a trained model as "
                             "--model (a hub folder, a training run folder or hf-hub:ORG/NAME)")
         net = loaded_model if loaded_model is not None else load_model(model, pretrained, checkpoint)
-        data_config = resolve_data_config(model=net)
-        dataset.transform = create_transform(**data_config)
+        info = source_info(net)
+        dataset.transform = info.transform()
         if net.num_classes != len(dataset.classes):
             raise InvalidArgumentError(f"{model} predicts {net.num_classes} classes but {data} ({split}) has "
                                        f"{len(dataset.classes)}: evaluate it on data with the classes it was trained "
@@ -154,7 +153,7 @@ def evaluate_model(model: str, data: str = "digits", *, pretrained: Optional[str
             "images": result.images, "skipped_images": result.skipped,
             "images_per_second": round(result.images_per_second, 2), "processes": env.world_size,
             "device": str(env.device), "amp": amp,
-            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in info.data_config.items()},
             "per_class_top1": result.per_class_accuracy(dataset.classes),
         }
         if output_dir is not None and env.is_main:

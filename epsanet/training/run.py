@@ -18,7 +18,7 @@ from timm.utils import random_seed
 from torch import nn
 from tqdm import tqdm
 
-from .._utils.errors import InvalidArgumentError, PathExistsError
+from .._utils.errors import EpsanetError, InvalidArgumentError, PathExistsError
 from .._utils.files import save_checkpoint
 from .._utils.lock import LOCK_FILE, exclusive_folder
 from .._utils.paths import Kind, path_kind, require_checkpoint, require_output_folder
@@ -44,7 +44,7 @@ RUN_OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(EpsanetError, RuntimeError):
     """The training loss or the weights became NaN or infinite."""
 
 

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 
 import epsanet
+from epsanet import EpsanetError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = sorted(".".join(("epsanet", *init.parent.relative_to(ROOT / "epsanet").parts))
                   for init in (ROOT / "epsanet").rglob("__init__.py"))
+# Every module but the entry point and the integrations (importing one hooks into its library).
+MODULES = sorted(".".join(("epsanet", *path.relative_to(ROOT / "epsanet").with_suffix("").parts))
+                 .removesuffix(".__init__") for path in (ROOT / "epsanet").rglob("*.py")
+                 if path.name != "__main__.py" and "integrations" not in path.parts)
 
 
 def shadowed_submodules(package: types.ModuleType) -> dict:
@@ -49,3 +54,10 @@ def test_the_root_holds_at_most_eight_modules():
 def test_every_name_of_epsanet_all_resolves_once():
     assert [name for name in epsanet.__all__ if not hasattr(epsanet, name)] == []
     assert len(set(epsanet.__all__)) == len(epsanet.__all__)
+
+
+def test_every_exception_class_of_the_package_is_a_user_error_the_cli_prints_in_one_line():
+    defined = {cls for name in MODULES for cls in vars(importlib.import_module(name)).values()
+               if isinstance(cls, type) and issubclass(cls, BaseException) and cls.__module__ == name}
+    assert len(defined) >= 14
+    assert [cls.__qualname__ for cls in defined if not issubclass(cls, EpsanetError)] == []
