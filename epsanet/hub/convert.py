@@ -20,7 +20,8 @@ from .._utils.paths import Kind, require_output_folder
 from ..models import create_model, get_model_builder, list_models
 from ..weights.catalogue import WeightsEntry, architecture_cfg, canonical_model, find_weights
 from ..weights.checkpoint import CheckpointMismatchError, from_official_layout, mismatch, read_state_dict
-from .pretrained import WEIGHTS_FILE, HubError, download_file, save_pretrained, sha256_of, split_hub_id
+from ..weights.download import WEIGHTS_FILE, HubError, download_file, sha256_of, split_hub_id
+from .pretrained import save_pretrained
 from .warm_start import TransplantReport, transplant
 
 __all__ = ["Conversion", "LAYOUTS", "detect_layout", "convert_checkpoint"]

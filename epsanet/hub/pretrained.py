@@ -2,7 +2,7 @@
 
 :func:`save_pretrained` writes a hub folder, :func:`from_pretrained` builds the model one holds and
 :func:`publish` uploads one. Downloading and checking files is :mod:`epsanet.weights.download`'s (below the
-models, which load their ``weights=`` through it); its names are re-exported here. Every failure
+models, which load their ``weights=`` through it; :mod:`epsanet.hub` re-exports its names). Every failure
 is a :class:`HubError`: one line naming the cause and the fix.
 """
 import copy
@@ -19,28 +19,10 @@ from timm.models._hub import generate_readme
 from .._utils.files import atomic_directory
 from ..models import get_model_builder
 from ..weights.catalogue import find_weights, model_info
-from ..weights.download import (
-    WEIGHTS_FILE,
-    HubConfig,
-    HubError,
-    PathLike,
-    _hub_errors,
-    _local_weights_file,
-    download_file,
-    download_progress,
-    load_catalogue_state_dict,
-    pretrained_state_dict,
-    read_hub_config,
-    sha256_of,
-    split_hub_id,
-)
+from ..weights.download import HubError, PathLike, _hub_errors, _local_weights_file, read_hub_config
 from .transformers_config import adapt_hub_config
 
-__all__ = [
-    "HubError", "HubConfig", "save_pretrained", "from_pretrained", "publish", "read_hub_config", "download_file",
-    "split_hub_id", "pretrained_state_dict", "load_catalogue_state_dict", "download_progress", "sha256_of",
-    "WEIGHTS_FILE",
-]
+__all__ = ["save_pretrained", "from_pretrained", "publish"]
 
 # The model card's usage snippet names the repository; publish() fills in the real id.
 REPO_PLACEHOLDER = "ORG/NAME"

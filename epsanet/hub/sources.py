@@ -26,7 +26,8 @@ from .._utils.paths import (
 from ..models import get_model_builder
 from ..weights.catalogue import canonical_model, find_weights, weights_entries
 from ..weights.checkpoint import CheckpointMismatchError, load_checkpoint, load_training_checkpoint, read_state_dict
-from .pretrained import HubError, from_pretrained
+from ..weights.download import HubError
+from .pretrained import from_pretrained
 
 __all__ = ["SourceInfo", "create_model_for_training", "load_model", "source_info", "record_preprocessing"]
 
