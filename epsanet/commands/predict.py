@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._utils.device import resolve_device
-    from ..hub.sources import _model_path, load_model, require_weights, source_info
+    from ..hub.sources import load_model, local_source, require_weights, source_info
     from ..models import get_model_builder
     from ..tools.predict import find_images, predict
     from ..weights.catalogue import canonical_model
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.weights is not None:
         get_model_builder(args.model)
-        if not (args.weights.startswith("hf-hub:") or _model_path(args.weights, "--weights") is not None):
+        if not (args.weights.startswith("hf-hub:") or local_source(args.weights, "--weights") is not None):
             raise InvalidArgumentError(f"--weights {args.weights} is not a path nor an hf-hub:ORG/NAME id: pass a hub "
                                        "folder, a training run folder or an hf-hub id (catalogue weights: --pretrained "
                                        "TAG)")

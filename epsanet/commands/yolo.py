@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from .._utils.errors import InvalidArgumentError, PathNotFoundError, first_line
-from .._utils.paths import Kind, WrongKindError, path_kind, require_existing, require_output_folder
+from .._utils.paths import Kind, WrongKindError, looks_like_path, path_kind, require_existing, require_output_folder
 
 DEMO_MODELS = ("yolo11n", "yolo11n-ema", "yolo11n-cbam", "yolo11n-epsa")
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         require_output_folder(args.output_dir, "output folder")
     else:
         overrides = _parse_overrides(args.overrides)
-        model_path = _model_path(args.model)
+        model_path = _yolo_model_file(args.model)
         _check_dataset_yaml(args.data)
     os.environ.setdefault("YOLO_OFFLINE", "1")  # read when Ultralytics is imported: no online checks
     import epsanet.integrations.ultralytics as integration  # without Ultralytics: a one-line error naming the extra
@@ -88,12 +88,12 @@ def run(args: argparse.Namespace) -> int:
 _WRITE_DATASET = "write one with `epsanet detect shapes DIR --format yolo`, or pass the path to yours"
 
 
-def _model_path(model: str) -> Optional[str]:
+def _yolo_model_file(model: str) -> Optional[str]:
     """``model`` as a YAML or checkpoint file, None for a shipped YAML's name; a path of another
     kind, or a missing one, is a one-line error."""
     info = path_kind(model)
     if info.kind is Kind.MISSING:
-        if any(sep in model for sep in ("/", os.sep)) or model.endswith((".pt", ".yml")):
+        if looks_like_path(model) or model.endswith(".yml"):
             raise PathNotFoundError(f"model {model} does not exist: pass a shipped YAML name (yolo11n-ema, "
                                     "yolo11s-cbam, yolo11n-epsa, ...), a model YAML file or a .pt checkpoint")
         return None

@@ -29,7 +29,8 @@ from ..weights.checkpoint import CheckpointMismatchError, load_checkpoint, load_
 from ..weights.download import HubError
 from .pretrained import from_pretrained
 
-__all__ = ["SourceInfo", "create_model_for_training", "load_model", "source_info", "record_preprocessing"]
+__all__ = ["SourceInfo", "create_model_for_training", "load_model", "local_source", "source_info",
+           "record_preprocessing"]
 
 
 def _is_hub_source(source: str) -> bool:
@@ -88,7 +89,7 @@ def _builder_arguments() -> Sequence[str]:
 def _create_model_for_training(name: str, num_classes: int, pretrained: Optional[str], **kwargs: Any) -> nn.Module:
     kwargs["num_classes"] = num_classes
     from_hub = pretrained is not None and pretrained.startswith("hf-hub:")
-    info = None if pretrained is None or from_hub else _model_path(pretrained, "--pretrained")
+    info = None if pretrained is None or from_hub else local_source(pretrained, "--pretrained")
     if info is None and not from_hub:
         return _catalogue_model(name, pretrained, "cli-pretrained", **kwargs)
     if info is not None and info.kind is Kind.TRAINING_RUN:
@@ -128,9 +129,9 @@ WEIGHTS_SOURCES = ("a catalogue tag (see `epsanet weights`), a hub folder, a tra
                    "id or a checkpoint file")
 
 
-def _model_path(source: str, role: str = "--model") -> Optional[PathKind]:
-    """What a ``--model`` (or ``role``) that names a local path is; None for a zoo name or an
-    ``hf-hub:`` id."""
+def local_source(source: str, role: str = "--model") -> Optional[PathKind]:
+    """What a model source that names a local path holds (``role`` is the option it came from);
+    None for a zoo name or an ``hf-hub:`` id. A path that does not exist is a one-line error."""
     if source.startswith("hf-hub:"):
         return None
     info = path_kind(source)
@@ -148,7 +149,7 @@ def require_weights(source: str, pretrained: Optional[str], checkpoint: Optional
     """Refuse a zoo model name given without any weights, whose answers would be noise: a
     one-line :class:`InvalidArgumentError` saying what it would do (``outcome``, e.g. "predicts noise") and what
     to pass (``fixes``). Paths, ``hf-hub:`` ids and ``model.tag`` names carry their weights."""
-    holds_weights = source.startswith("hf-hub:") or _model_path(source) is not None
+    holds_weights = source.startswith("hf-hub:") or local_source(source) is not None
     if not (holds_weights or pretrained or checkpoint or "." in source):
         get_model_builder(source)  # an unknown name says so first
         raise InvalidArgumentError(f"{source} without weights {outcome}: pass {fixes}")
@@ -181,7 +182,7 @@ def load_model(source: str, pretrained: Optional[str] = None, checkpoint: Option
                                    "one of them")
     if num_classes is not None and num_classes < 1:
         raise InvalidArgumentError(f"--num-classes must be at least 1, got {num_classes}")
-    info = _model_path(source, role)
+    info = local_source(source, role)
     if (pretrained or checkpoint) and (info is not None or source.startswith("hf-hub:")):
         option = "--pretrained" if pretrained else "--checkpoint"
         raise InvalidArgumentError(f"{option} goes with a zoo model name, not with {source}, which holds its own "
