@@ -130,7 +130,7 @@ def _folder_kind(path: Path) -> PathKind:
     if (path / "config.json").is_file():
         return PathKind(path, Kind.HUB_FOLDER, "a hub folder (config.json)")
     if (path / "run_config.json").is_file() or (path / "last.pth").is_file():
-        return PathKind(path, Kind.TRAINING_RUN, "an `epsanet train` run folder")
+        return PathKind(path, Kind.TRAINING_RUN, "a training run folder")
     return PathKind(path, Kind.FOLDER, "a folder")
 
 
