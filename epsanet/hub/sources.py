@@ -235,7 +235,7 @@ def _model_from_path(info: PathKind, role: str) -> nn.Module:
 def _model_from_training_checkpoint(path: Path) -> nn.Module:
     try:
         state = load_training_checkpoint(path)
-    except ValueError:
+    except InvalidArgumentError:
         raise InvalidArgumentError(f"{path} is not an `epsanet train` checkpoint: for other checkpoints pass the "
                                    "architecture, --model NAME --checkpoint FILE") from None
     config = state["config"]

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._utils.errors import EpsanetError, InvalidArgumentError, first_line
-from .._utils.paths import Kind, require_checkpoint
+from .._utils.paths import Kind, WrongKindError, require_checkpoint
 
 __all__ = [
     "CheckpointMismatchError", "load_checkpoint", "read_state_dict", "check_state_dict", "mismatch",
@@ -204,8 +204,9 @@ def load_checkpoint(
 
 
 def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """A checkpoint written by ``epsanet train`` or ``epsanet detect train`` (the run folder's checkpoint),
-    read with ``weights_only=True``."""
+    """A checkpoint written by ``epsanet train`` (a run folder's ``last.pth``), read with
+    ``weights_only=True``; a detector's checkpoint (``epsanet detect train``) is a one-line
+    :class:`~epsanet._utils.paths.WrongKindError` pointing to ``epsanet detect``."""
     path = Path(path)
     require_checkpoint(path, "training checkpoint")
     try:
@@ -214,6 +215,9 @@ def load_training_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         reason = first_line(e)
         raise InvalidArgumentError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a training "
                                    "checkpoint; resume from another one or start a new --output-dir") from None
+    if isinstance(state, dict) and "detection_config" in state:
+        raise WrongKindError(f"{path} is a detector's checkpoint (`epsanet detect train`), not a classifier's: use it "
+                             f"with `epsanet detect eval {path}` or `epsanet detect train --resume`")
     if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
         raise InvalidArgumentError(f"{path} is not an epsanet training checkpoint (no epoch/config): "
                                    "to start from its weights, pass it to --pretrained instead")

@@ -253,3 +253,12 @@ def test_both_training_commands_spell_mixed_precision_alike(command, shapes):
     data = data_options(shapes) if command == "detect train" else []
     parse = lambda *amp: build_parser().parse_args([*command.split(), *data, *amp]).amp  # noqa: E731
     assert (parse("--amp", "bf16"), parse("--amp", "fp16"), parse("--amp")) == ("bf16", "fp16", "auto")
+
+
+def test_a_detection_run_given_as_a_classifier_points_to_epsanet_detect(finished_run, shapes, capsys):
+    image = sorted(Path(shapes["val"]["images"]).iterdir())[0]
+    checkpoint = finished_run / "last.pth"
+    assert main(["predict", str(image), "--model", str(finished_run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"epsanet predict: error: {checkpoint} is a detector's checkpoint (`epsanet detect train`), not a "
+        f"classifier's: use it with `epsanet detect eval {checkpoint}` or `epsanet detect train --resume`"]
