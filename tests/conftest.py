@@ -23,6 +23,7 @@ os.environ.pop("HF_TOKEN", None)
 # in the home directory); tests/layers/test_autotune.py turns autotuning on with its own cache folder.
 os.environ.setdefault("EPSANET_AUTOTUNE", "0")
 
+import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
@@ -33,6 +34,17 @@ OLAH = Path(os.environ.get("EPSANET_OLAH", REPO / ".venv-olah" / "bin" / "olah-c
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(HF_ROOT, ignore_errors=True)
+
+
+# Importing Ultralytics (the YOLO tests, `epsanet yolo` in the command sweep) replaces
+# PIL.Image.open and torch.save for the whole process (ultralytics.utils.patches; on an image PIL
+# cannot identify, its Image.open tries to install a HEIF plugin): every test starts with the originals.
+PIL_IMAGE_OPEN, TORCH_SAVE = PIL.Image.open, torch.save
+
+
+@pytest.fixture(autouse=True)
+def without_ultralytics_patches():
+    PIL.Image.open, torch.save = PIL_IMAGE_OPEN, TORCH_SAVE
 
 
 @pytest.fixture(autouse=True)
