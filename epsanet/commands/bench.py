@@ -10,6 +10,7 @@ from .._utils.errors import InvalidArgumentError, PathNotFoundError
 from .._utils.files import write_json
 from .._utils.optional import require
 from .._utils.sizes import require_image_size
+from ..runtimes import get_runtime
 from ..tools.benchmark import (
     as_json,
     candidates,
@@ -33,9 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deploy", action="store_true",
                         help="also run epsanet.deploy's inference form (BatchNorms folded; inference only)")
     parser.add_argument("--compile", action="store_true", help="also run every model under torch.compile")
+    parser.add_argument("--openvino", action="store_true",
+                        help="also run every model exported to OpenVINO as epsanet export does (fp32 and bf16 "
+                             "inference; needs the openvino extra)")
     parser.add_argument("--onnxruntime", action="store_true",
-                        help="also run every model exported to ONNX in onnxruntime (fp32 inference; needs the "
-                             "export extra)")
+                        help="also run every model exported to ONNX Runtime as epsanet export does (fp32 inference; "
+                             "needs the export extra)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also run the runtimes' int8 graphs (calibrated on random inputs: speed only)")
     parser.add_argument("--img-size", type=int, default=224, help="input size (default: 224)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16],
                         help="inference batch sizes (default: 1 16)")
@@ -63,15 +69,20 @@ def run(args: argparse.Namespace) -> int:
             raise PathNotFoundError(f"the directory of {path} does not exist: create it first")
     if args.chart:
         require("matplotlib", "bench", "the benchmark chart")
-    if args.onnxruntime:
-        require("onnxruntime", "export", "--onnxruntime")
-        if args.device != "cpu":
-            raise InvalidArgumentError("--onnxruntime runs on the CPU: use it with --device cpu")
+    runtimes = ["eager"] + (["compile"] if args.compile else [])
+    for runtime in ("openvino", "onnxruntime"):
+        if getattr(args, runtime):
+            backend = get_runtime(runtime)
+            backend.version()  # installed, or one line naming the extra
+            if args.device != "cpu":
+                raise InvalidArgumentError(f"--{runtime} runs on the CPU: use it with --device cpu")
+            runtimes.append(runtime)
+    if args.int8 and not (args.openvino or args.onnxruntime):
+        raise InvalidArgumentError("--int8 times the runtimes' int8 graphs: add --openvino or --onnxruntime")
     baseline = None if args.baseline.lower() == "none" else args.baseline
-    runtimes = ["eager"] + (["compile"] if args.compile else []) + (["onnxruntime"] if args.onnxruntime else [])
     cands = candidates(args.models, baseline, reference=not args.no_reference, untuned=args.untuned,
                        deploy=args.deploy, runtimes=runtimes)
-    settings = default_settings(args.batch_sizes, args.train_batch_size)
+    settings = default_settings(args.batch_sizes, args.train_batch_size, int8=args.int8)
     info = machine_info(args.device)
     print(f"# {describe_machine(info)}", file=sys.stderr)
     results = run_benchmark(cands, settings, args.img_size, args.repeats, args.warmup, args.device,

@@ -259,6 +259,8 @@ class FastPSA:
         :mod:`epsanet.layers._autotune`) unless autotuning is off or the module is being scripted,
         traced, compiled or exported, where the rule of :func:`branch_conv_plan` decides."""
         if not torch.jit.is_scripting():
+            if self.runtime_plan is not None:
+                return self.runtime_plan
             if self.autotune and _autotune_allowed(x):
                 return self._tuned_plan(x)
         return self._default_plan(x)

@@ -124,6 +124,9 @@ class PSAModule(FastPSA, nn.Module):
         self.fast = fast
         # Fast path only: False always uses the rule of :func:`branch_conv_plan` (as EPSANET_AUTOTUNE=0 does).
         self.autotune = True
+        # Fast path only: a plan chosen for another runtime (:mod:`epsanet.runtimes.plans`), which
+        # the export traces instead of the autotuner's or the rule's.
+        self.runtime_plan = None
         # The BatchNorm that follows, folded in by :func:`epsanet.deploy` (None otherwise).
         self.register_buffer("out_scale", None)
         self.register_buffer("out_shift", None)

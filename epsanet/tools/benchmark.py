@@ -13,9 +13,7 @@ import copy
 import os
 import re
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
@@ -32,6 +30,8 @@ from .._utils.timing import time_interleaved
 from ..layers import PSAModule
 from ..layers import _autotune as autotune
 from ..models import create_model
+from ..runtimes import RUNTIMES, get_runtime
+from ..runtimes.exported import prepare
 from .stats import count_macs, count_params
 
 __all__ = ["Setting", "Candidate", "default_settings", "candidates", "same_depth_resnet", "run_benchmark",
@@ -43,7 +43,7 @@ class Setting:
     """One way of running the models: batch size, dtype, memory format, inference or training."""
 
     batch_size: int
-    dtype: str = "fp32"  # "fp32" or "bf16"
+    dtype: str = "fp32"  # "fp32", "bf16" or "int8" (runtimes only)
     channels_last: bool = False
     train: bool = False
 
@@ -62,16 +62,21 @@ class Candidate:
     reference: Optional[str] = None
     stats: Dict[str, float] = field(default_factory=dict)
     baseline: Optional[str] = None  # label of the baseline of its ratios (default: the first candidate)
-    runtime: str = "eager"  # "eager", "compile" (torch.compile) or "onnxruntime"
+    runtime: str = "eager"  # "eager", "compile" (torch.compile), "openvino" or "onnxruntime"
     inference_only: bool = False
+    plans: str = "measure"  # in a runtime: PSA plans measured there, or the eager "rule"
+    eager: Optional[str] = None  # label of the same model in eager PyTorch (the "x eager" ratio)
 
 
-def default_settings(batch_sizes: Sequence[int] = (1, 16), train_batch_size: int = 8) -> List[Setting]:
-    """fp32 and bf16+channels_last inference at each batch size, then fp32 training."""
+def default_settings(batch_sizes: Sequence[int] = (1, 16), train_batch_size: int = 8,
+                     int8: bool = False) -> List[Setting]:
+    """fp32 and bf16+channels_last inference at each batch size (with ``int8``, int8 inference
+    too, which only runtimes run), then fp32 training."""
     for size in (*batch_sizes, *([train_batch_size] if train_batch_size != 0 else [])):  # 0: no training
         if size < 1:
             raise InvalidArgumentError(f"batch sizes must be positive, got {size}")
     settings = [Setting(b) for b in batch_sizes] + [Setting(b, "bf16", True) for b in batch_sizes]
+    settings += [Setting(b, "int8") for b in batch_sizes] if int8 else []
     return settings + [Setting(train_batch_size, train=True)] if train_batch_size else settings
 
 
@@ -110,8 +115,10 @@ def candidates(
     the official formulation (``reference``, ``psa_layer="psa_reference"``), the fast PSA with
     the rule's plans instead of measured ones (``untuned``), and :func:`epsanet.deploy`'s
     inference form (``deploy``). ``runtimes``: ``"eager"``, ``"compile"`` (``torch.compile`` of
-    every candidate), ``"onnxruntime"`` (every candidate exported to ONNX and run there, fp32
-    inference only).
+    every candidate), ``"openvino"`` and ``"onnxruntime"`` (every candidate exported as
+    ``epsanet export`` does, :func:`epsanet.runtimes.exported.prepare`, and run there; inference
+    only). In a runtime, the model is its inference form with plans measured in that runtime, and
+    ``untuned`` adds it with the eager rule's plans instead; ``deploy`` adds nothing.
     """
     from .export import deploy as deploy_model
 
@@ -122,8 +129,8 @@ def candidates(
     for name in models:
         create_model(name, device="meta")  # fail early, with the zoo's message, on an unknown name
     for runtime in runtimes:
-        if runtime not in ("eager", "compile", "onnxruntime"):
-            raise InvalidArgumentError(f"unknown runtime {runtime!r}: use eager, compile or onnxruntime")
+        if runtime not in ("eager", "compile", *RUNTIMES):
+            raise InvalidArgumentError(f"unknown runtime {runtime!r}: use eager, compile, {' or '.join(RUNTIMES)}")
     baselines = {name: (same_depth_resnet(name) if baseline == "auto" else baseline) for name in models}
     result = []
     for runtime in runtimes:
@@ -136,7 +143,9 @@ def candidates(
                                     runtime=runtime))
         for name in models:
             base = base_labels.get(baselines[name])
-            fast = Candidate(f"{name}{suffix}", lambda name=name: create_model(name), baseline=base, runtime=runtime)
+            eager = name if runtime != "eager" and "eager" in runtimes else None
+            fast = Candidate(f"{name}{suffix}", lambda name=name: create_model(name), baseline=base, runtime=runtime,
+                             eager=eager)
             result.append(fast)
             if not _has_psa(create_model(name, device="meta")):
                 continue
@@ -145,34 +154,40 @@ def candidates(
                                         lambda name=name: create_model(name, psa_layer="psa_reference"),
                                         baseline=base, runtime=runtime))
                 fast.reference = result[-1].label
+            in_runtime = runtime in RUNTIMES
             if untuned:
-                result.append(Candidate(f"{name} (untuned PSA){suffix}", lambda name=name: _untuned(name),
-                                        baseline=base, runtime=runtime))
-            if deploy:
+                result.append(Candidate(f"{name} ({'rule plans' if in_runtime else 'untuned PSA'}){suffix}",
+                                        lambda name=name: _untuned(name), baseline=base, runtime=runtime,
+                                        plans="rule", eager=eager))
+            if deploy and not in_runtime:
                 result.append(Candidate(f"{name} (deploy){suffix}",
                                         lambda name=name: deploy_model(create_model(name)),
                                         baseline=base, runtime=runtime, inference_only=True))
     return result
 
 
-def _onnx_runner(model: nn.Module, setting: Setting, img_size: int) -> Optional[Callable[[], None]]:
-    if setting.train or setting.dtype != "fp32":
-        return None  # onnxruntime's CPU provider runs float32 inference
-    import onnxruntime
-
-    from .export import export_onnx
-
-    with tempfile.TemporaryDirectory(prefix="epsanet-bench-") as folder:
-        path = Path(folder) / "model.onnx"
-        export_onnx(copy.deepcopy(model), path, img_size=img_size)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: torch.randn(setting.batch_size, 3, img_size, img_size).numpy()}
+def _runtime_runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int) -> Optional[Callable[[], None]]:
+    """One call of the candidate as exported for its runtime, or None where the runtime cannot
+    run the setting (training; bf16 in ONNX Runtime or on a CPU without bf16). int8 graphs are
+    calibrated on random inputs: what they compute is not measured, only how fast."""
+    backend = get_runtime(cand.runtime)
+    try:
+        backend.require_precision(setting.dtype)
+    except InvalidArgumentError:
+        return None
+    if setting.train:
+        return None
+    example = torch.randn(2, 3, img_size, img_size)
+    _, graph, _ = prepare(copy.deepcopy(model), backend, example, setting.dtype, cand.plans)
+    if setting.dtype == "int8":
+        generator = torch.Generator().manual_seed(0)
+        graph = backend.quantize(graph, [torch.randn(8, 3, img_size, img_size, generator=generator).numpy()
+                                         for _ in range(4)])
+    run = backend.compile(graph, setting.dtype)
+    feed = torch.randn(setting.batch_size, 3, img_size, img_size).numpy()
 
     def infer() -> None:
-        session.run(None, feed)
+        run(feed)
     return infer
 
 
@@ -181,8 +196,10 @@ def _runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int,
     """One call of the candidate in the setting, or None where it does not apply."""
     if setting.train and cand.inference_only:
         return None
-    if cand.runtime == "onnxruntime":
-        return _onnx_runner(model, setting, img_size) if device.type == "cpu" else None
+    if cand.runtime in RUNTIMES:
+        return _runtime_runner(cand, model, setting, img_size) if device.type == "cpu" else None
+    if setting.dtype == "int8":
+        return None
     dtype = torch.bfloat16 if setting.dtype == "bf16" else torch.float32
     layout = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=layout)
@@ -250,7 +267,7 @@ def run_benchmark(
     log: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Time every candidate in every setting, interleaved; returns ``{label: {setting name:
-    {"images_per_s", "latency_ms", "peak_mb", "vs_baseline", "vs_reference"}}}`` (settings a
+    {"images_per_s", "latency_ms", "peak_mb", "vs_baseline", "vs_reference", "vs_eager"}}}`` (settings a
     candidate cannot run, such as training a deploy form, are left out). Ratios are against
     each candidate's ``baseline`` (default: the first candidate). Also fills each candidate's
     ``stats`` (params, GMACs at ``img_size``)."""
@@ -275,7 +292,7 @@ def run_benchmark(
             results[label][setting.name] = {
                 "images_per_s": setting.batch_size / seconds,
                 "latency_ms": seconds * 1e3,
-                "peak_mb": None if by_label[label].runtime == "onnxruntime" else _peak_memory_mb(run, device),
+                "peak_mb": None if by_label[label].runtime in RUNTIMES else _peak_memory_mb(run, device),
             }
         del runners
     for cand in cands:
@@ -285,7 +302,16 @@ def run_benchmark(
                 row["vs_baseline"] = row["images_per_s"] / results[baseline][name]["images_per_s"]
             if cand.reference and name in results[cand.reference]:
                 row["vs_reference"] = row["images_per_s"] / results[cand.reference][name]["images_per_s"]
+            eager_fp32 = _eager_fp32_name(name)
+            if cand.eager and eager_fp32 in results[cand.eager]:
+                row["vs_eager"] = row["images_per_s"] / results[cand.eager][eager_fp32]["images_per_s"]
     return results
+
+
+def _eager_fp32_name(setting_name: str) -> str:
+    """The fp32 inference setting of the same batch size as ``setting_name``: eager PyTorch's
+    default way to run, which the runtimes are compared with."""
+    return f"fp32 b{setting_name.rsplit(' b', 1)[1]}"
 
 
 def machine_info(device: str = "cpu") -> Dict[str, object]:
@@ -338,6 +364,8 @@ def format_table(cands: Sequence[Candidate], settings: Sequence[Setting], result
             ratios = [] if is_baseline or "vs_baseline" not in row else [f"{row['vs_baseline']:.2f}x {baseline}"]
             if "vs_reference" in row:
                 ratios.append(f"{row['vs_reference']:.2f}x ref")
+            if "vs_eager" in row:
+                ratios.append(f"{row['vs_eager']:.2f}x eager fp32")
             cells.append(value + (f" ({', '.join(ratios)})" if ratios else ""))
         last = results[cand.label].get(settings[-1].name)
         cells.append(f"{last['peak_mb']:.0f}" if last and last["peak_mb"] is not None else "-")

@@ -115,7 +115,9 @@ def predict(model: nn.Module, images: Sequence[PathLike], top_k: Optional[int] =
                                    f"{top_k}")
     if batch_size < 1:
         raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is None:
+        device = next(model.parameters(), torch.empty(0)).device  # a model served by a runtime has none
+    device = torch.device(device)
     model = model.eval().to(device)
     result = Predictions()
     for chunk, batch in _batches(paths, info.transform(), batch_size, result.unreadable):

@@ -1,0 +1,121 @@
+"""OpenVINO: a model as OpenVINO IR (``.xml`` and its ``.bin``), compiled for the CPU plugin.
+
+The functions every runtime module has (:mod:`epsanet.runtimes`): :func:`convert`, :func:`save`,
+:func:`load`, :func:`compile`, :func:`quantize`. OpenVINO's CPU plugin computes in float32
+(``fp32``), bfloat16 (``bf16``, on CPUs with avx512_bf16 or AMX) or, after NNCF's post-training
+quantization, int8.
+"""
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._utils.errors import InvalidArgumentError
+from .._utils.files import atomic_file
+from .._utils.optional import require
+
+__all__ = ["NAME", "EXTRA", "SUFFIX", "PRECISIONS", "version", "convert", "save", "load", "compile", "quantize",
+           "supports_bf16", "require_precision"]
+
+NAME = "openvino"
+EXTRA = "openvino"
+SUFFIX = ".xml"
+PRECISIONS = ("fp32", "bf16", "int8")
+# The precision OpenVINO computes the graph in. An int8 graph computes its quantized operations in
+# int8 whatever the hint; the hint sets the rest, which stays float32 as the calibration saw it.
+_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+PathLike = Union[str, os.PathLike]
+
+
+def _openvino(purpose: str = "OpenVINO"):
+    return require("openvino", EXTRA, purpose)
+
+
+def version() -> str:
+    """OpenVINO's version (``2026.4.1-...``)."""
+    return _openvino().get_version()
+
+
+def convert(model: nn.Module, example: torch.Tensor) -> "openvino.Model":  # noqa: F821
+    """``model`` (in eval mode) as an OpenVINO model for inputs of ``example``'s shape, the batch
+    size left dynamic; input ``input``, output ``logits``."""
+    ov = _openvino("OpenVINO export")
+    model.eval()
+    with torch.no_grad():
+        # Traced first, without the tracer's second run: a fast PSA module decides its plan on
+        # every call, and the converter refuses a module whose two traces differ.
+        traced = torch.jit.trace(model, example, check_trace=False)
+        converted = ov.convert_model(traced, example_input=example)
+    converted.reshape([-1, *example.shape[1:]])
+    converted.inputs[0].get_tensor().set_names({"input"})
+    converted.outputs[0].get_tensor().set_names({"logits"})
+    return converted
+
+
+def save(graph: "openvino.Model", path: PathLike) -> Path:  # noqa: F821
+    """Write ``graph`` as ``path`` (``.xml``, the graph) and the ``.bin`` beside it (the weights,
+    kept in float32); the ``.bin`` is in place before the ``.xml`` that reads it."""
+    ov = _openvino("OpenVINO export")
+    path = Path(path)
+    with atomic_file(path, SUFFIX) as tmp_xml, atomic_file(path.with_suffix(".bin"), ".bin") as tmp_bin:
+        with tempfile.TemporaryDirectory(prefix=".openvino-", dir=path.parent) as folder:
+            ov.save_model(graph, str(Path(folder, "model.xml")), compress_to_fp16=False)
+            os.replace(Path(folder, "model.bin"), tmp_bin)
+            os.replace(Path(folder, "model.xml"), tmp_xml)
+    return path
+
+
+def load(path: PathLike) -> "openvino.Model":  # noqa: F821
+    """The OpenVINO model in ``path`` (``.xml``, with its ``.bin`` beside it)."""
+    return _openvino("reading an OpenVINO model").Core().read_model(str(path))
+
+
+def supports_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin computes bfloat16 on this CPU (avx512_bf16 or AMX)."""
+    return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def require_precision(precision: str) -> None:
+    """A one-line error unless OpenVINO computes in ``precision`` on this CPU."""
+    if precision not in PRECISIONS:
+        raise InvalidArgumentError(f"OpenVINO runs {', '.join(PRECISIONS)}, not {precision}")
+    if precision == "bf16" and not supports_bf16():
+        raise InvalidArgumentError("this CPU has neither avx512_bf16 nor AMX, so OpenVINO cannot compute in bf16: "
+                                   "use fp32 or int8")
+
+
+def compile(graph: "openvino.Model", precision: str = "fp32",  # noqa: A001 - OpenVINO's own word
+            threads: Optional[int] = None) -> Callable[[np.ndarray], np.ndarray]:
+    """``graph`` compiled for the CPU, for latency (one stream) with ``threads`` threads (default:
+    torch's), computing in ``precision``, as a function from a float32 NCHW batch to the output.
+
+    OpenVINO computes in bf16 by default on CPUs that can: ``fp32`` asks for float32 explicitly."""
+    ov = _openvino()
+    require_precision(precision)
+    config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+              "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": _PRECISION_HINTS[precision]}
+    request = ov.Core().compile_model(graph, "CPU", config).create_infer_request()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return request.infer({0: x})[0].copy()  # the request reuses its output memory
+    return run
+
+
+def quantize(graph: "openvino.Model", batches: Iterable[np.ndarray]) -> "openvino.Model":  # noqa: F821
+    """``graph`` in int8 by NNCF's post-training quantization (the performance preset: symmetric
+    int8 weights and activations), its ranges calibrated on ``batches``."""
+    nncf = require("nncf", EXTRA, "OpenVINO int8 quantization")
+    nncf.set_log_level(logging.ERROR)
+    batches = list(batches)
+    # NNCF draws its progress bars on stdout, which is the command's output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return nncf.quantize(graph, nncf.Dataset(batches), subset_size=sum(len(b) for b in batches),
+                             preset=nncf.QuantizationPreset.PERFORMANCE)
