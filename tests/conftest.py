@@ -22,6 +22,8 @@ os.environ.pop("HF_TOKEN", None)
 # The fast PSA path takes the deterministic default plans in tests (and writes no autotune cache
 # in the home directory); tests/layers/test_autotune.py turns autotuning on with its own cache folder.
 os.environ.setdefault("EPSANET_AUTOTUNE", "0")
+# Runtime plans (epsanet export) are measured whatever EPSANET_AUTOTUNE says: into a throw-away cache.
+os.environ["EPSANET_CACHE_DIR"] = str(HF_ROOT / "epsanet-cache")
 
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402

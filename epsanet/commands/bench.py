@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     runtimes = ["eager"] + (["compile"] if args.compile else [])
     for runtime in ("openvino", "onnxruntime"):
         if getattr(args, runtime):
-            backend = get_runtime(runtime)
-            backend.version()  # installed, or one line naming the extra
+            get_runtime(runtime).require_support()
             if args.device != "cpu":
                 raise InvalidArgumentError(f"--{runtime} runs on the CPU: use it with --device cpu")
             runtimes.append(runtime)

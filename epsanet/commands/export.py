@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
     output_format = _output_format(args)
     output = path_kind(args.output)
     if output.is_folder:
+        suffix = next(s for s, f in FORMATS.items() if f == output_format)
         raise WrongKindError(f"output {args.output} is {output.description}: name a file inside it, e.g. "
-                             f"{args.output.rstrip('/')}/model{next(s for s, f in FORMATS.items() if f == output_format)}")
+                             f"{args.output.rstrip('/')}/model{suffix}")
     if not output.path.parent.is_dir():
         raise PathNotFoundError(f"the directory of {args.output} does not exist: create it first")
     if args.img_size is not None:
@@ -103,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--no-fuse-bn applies to TorchScript: OpenVINO and ONNX exports are the inference "
                                    "form (BatchNorms folded)")
     runtime = get_runtime(RUNTIME_OF_FORMAT[output_format])
-    runtime.version()  # installed, or one line naming the extra, before the model loads
-    runtime.require_precision(args.precision)
+    runtime.require_support(args.precision)  # before the model loads
     if args.precision == "int8":
         if args.calibration is None:
             raise InvalidArgumentError("--precision int8 needs --calibration DATA: digits, or an image folder of the "

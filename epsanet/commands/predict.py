@@ -56,8 +56,8 @@ def _exported_model(args: argparse.Namespace):
         raise InvalidArgumentError(f"--model {args.model} is a {runtime} export: drop --runtime {args.runtime}, or "
                                    f"export the model for {args.runtime}")
     if args.precision != "fp32":
-        raise InvalidArgumentError(f"--model {args.model} is an export, which computes in the precision it was exported "
-                                   "in: drop --precision")
+        raise InvalidArgumentError(f"--model {args.model} is an export, which computes in the precision it was "
+                                   "exported in: drop --precision")
     return load_export(args.model)
 
 

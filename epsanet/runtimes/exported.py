@@ -32,8 +32,8 @@ from ..tools.export import deploy
 from . import RUNTIMES, get_runtime
 from .plans import apply_plans, measure_plans, rule_plans
 
-__all__ = ["ExportReport", "ExportedModel", "prepare", "serve", "export_for_runtime", "load_export", "metadata_path", "relative_error",
-           "MAX_ERROR"]
+__all__ = ["ExportReport", "ExportedModel", "prepare", "serve", "export_for_runtime", "load_export", "metadata_path",
+           "relative_error", "MAX_ERROR"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -200,7 +200,7 @@ def serve(model: nn.Module, runtime: str = "openvino", precision: str = "fp32",
     if precision == "int8":
         raise InvalidArgumentError("int8 needs calibration: export it with epsanet export --precision int8 "
                                    "--calibration DATA, then serve the export")
-    backend.require_precision(precision)
+    backend.require_support(precision)
     _, graph, metadata = _build(model, backend, precision, img_size, plans, log or (lambda message: None))
     return ExportedModel(backend.compile(graph, precision), metadata)
 
@@ -238,7 +238,7 @@ def export_for_runtime(
     backend = get_runtime(runtime)
     path = Path(path)
     _check_destination(path, backend)
-    backend.require_precision(precision)
+    backend.require_support(precision)
     if precision == "int8" and calibration is None:
         raise InvalidArgumentError("int8 needs calibration images: pass --calibration DATA (digits, or an image folder "
                                    "of the model's classes)")
@@ -288,10 +288,10 @@ def _quantize(backend: ModuleType, graph: Any, info: SourceInfo, calibration: Da
                                   labels, _classes_match(measured_on, info))
     accuracy["calibration_images"] = len(calibrate)
     if max_accuracy_drop is not None and accuracy["drop"] > max_accuracy_drop:
-        raise RunFailedError(f"int8 loses {accuracy['drop']:.2f} points of {accuracy['metric']} ({accuracy['fp32']:.2f}%"
-                             f" -> {accuracy['int8']:.2f}% on {accuracy['images']} held-out images), more than "
-                             f"--max-accuracy-drop {max_accuracy_drop:g}: nothing written; keep fp32, or calibrate on "
-                             "more images of your data")
+        raise RunFailedError(
+            f"int8 loses {accuracy['drop']:.2f} points of {accuracy['metric']} ({accuracy['fp32']:.2f}% -> "
+            f"{accuracy['int8']:.2f}% on {accuracy['images']} held-out images), more than --max-accuracy-drop "
+            f"{max_accuracy_drop:g}: nothing written; keep fp32, or calibrate on more images of your data")
     return quantized, accuracy
 
 
@@ -303,6 +303,7 @@ def load_export(path: PathLike, threads: Optional[int] = None) -> ExportedModel:
     if backend is None:
         raise InvalidArgumentError(f"{path} is not an export: pass the .xml of an OpenVINO export or an .onnx file "
                                    "written by epsanet export")
+    backend.require_support()
     require_existing(path, "export")
     meta_path = metadata_path(path)
     if not meta_path.is_file():

@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,11 +21,14 @@ from .._utils.errors import InvalidArgumentError
 from .._utils.files import atomic_file
 from .._utils.optional import require
 
-__all__ = ["NAME", "EXTRA", "SUFFIX", "PRECISIONS", "version", "convert", "save", "load", "compile", "quantize",
-           "supports_bf16", "require_precision"]
+if TYPE_CHECKING:
+    import openvino
+
+__all__ = ["NAME", "SUFFIX", "PRECISIONS", "version", "convert", "save", "load", "compile",
+           "compile_each_output", "quantize",
+           "supports_bf16", "require_support"]
 
 NAME = "openvino"
-EXTRA = "openvino"
 SUFFIX = ".xml"
 PRECISIONS = ("fp32", "bf16", "int8")
 # The precision OpenVINO computes the graph in. An int8 graph computes its quantized operations in
@@ -36,15 +39,15 @@ PathLike = Union[str, os.PathLike]
 
 
 def _openvino(purpose: str = "OpenVINO"):
-    return require("openvino", EXTRA, purpose)
+    return require("openvino", "openvino", purpose)
 
 
 def version() -> str:
-    """OpenVINO's version (``2026.4.1-...``)."""
-    return _openvino().get_version()
+    """OpenVINO's release (``2026.4.1``; its build number left out)."""
+    return _openvino().get_version().split("-")[0]
 
 
-def convert(model: nn.Module, example: torch.Tensor) -> "openvino.Model":  # noqa: F821
+def convert(model: nn.Module, example: torch.Tensor) -> "openvino.Model":
     """``model`` (in eval mode) as an OpenVINO model for inputs of ``example``'s shape, the batch
     size left dynamic; input ``input``, output ``logits``."""
     ov = _openvino("OpenVINO export")
@@ -60,7 +63,7 @@ def convert(model: nn.Module, example: torch.Tensor) -> "openvino.Model":  # noq
     return converted
 
 
-def save(graph: "openvino.Model", path: PathLike) -> Path:  # noqa: F821
+def save(graph: "openvino.Model", path: PathLike) -> Path:
     """Write ``graph`` as ``path`` (``.xml``, the graph) and the ``.bin`` beside it (the weights,
     kept in float32); the ``.bin`` is in place before the ``.xml`` that reads it."""
     ov = _openvino("OpenVINO export")
@@ -73,7 +76,7 @@ def save(graph: "openvino.Model", path: PathLike) -> Path:  # noqa: F821
     return path
 
 
-def load(path: PathLike) -> "openvino.Model":  # noqa: F821
+def load(path: PathLike) -> "openvino.Model":
     """The OpenVINO model in ``path`` (``.xml``, with its ``.bin`` beside it)."""
     return _openvino("reading an OpenVINO model").Core().read_model(str(path))
 
@@ -83,8 +86,12 @@ def supports_bf16() -> bool:
     return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def require_precision(precision: str) -> None:
-    """A one-line error unless OpenVINO computes in ``precision`` on this CPU."""
+def require_support(precision: str = "fp32") -> None:
+    """A one-line error unless OpenVINO (and NNCF, for int8) is installed and computes in
+    ``precision`` on this CPU."""
+    _openvino()
+    if precision == "int8":
+        require("nncf", "openvino", "OpenVINO int8 quantization")
     if precision not in PRECISIONS:
         raise InvalidArgumentError(f"OpenVINO runs {', '.join(PRECISIONS)}, not {precision}")
     if precision == "bf16" and not supports_bf16():
@@ -99,7 +106,7 @@ def compile(graph: "openvino.Model", precision: str = "fp32",  # noqa: A001 - Op
 
     OpenVINO computes in bf16 by default on CPUs that can: ``fp32`` asks for float32 explicitly."""
     ov = _openvino()
-    require_precision(precision)
+    require_support(precision)
     config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
               "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": _PRECISION_HINTS[precision]}
     request = ov.Core().compile_model(graph, "CPU", config).create_infer_request()
@@ -109,10 +116,36 @@ def compile(graph: "openvino.Model", precision: str = "fp32",  # noqa: A001 - Op
     return run
 
 
-def quantize(graph: "openvino.Model", batches: Iterable[np.ndarray]) -> "openvino.Model":  # noqa: F821
+def compile_each_output(module: nn.Module, inputs: Sequence[torch.Tensor], precision: str = "fp32",
+                        threads: Optional[int] = None) -> List[Callable[[], np.ndarray]]:
+    """``module`` (several inputs, several outputs) converted once; then each output compiled on
+    its own, from the one input it reads, as a call on that input's value in ``inputs``."""
+    ov = _openvino()
+    with torch.no_grad():
+        traced = torch.jit.trace(module.eval(), tuple(inputs), check_trace=False)
+        graph = ov.convert_model(traced, example_input=tuple(inputs))
+    parameters = list(graph.get_parameters())
+    runs = []
+    for output in graph.outputs:
+        parameter = _source_parameter(output.get_node())
+        run = compile(ov.Model([output], [parameter]), precision, threads)
+        feed = inputs[parameters.index(parameter)].numpy()
+        runs.append(lambda run=run, feed=feed: run(feed))
+    return runs
+
+
+def _source_parameter(node):
+    """The one Parameter a node's value is computed from."""
+    while node.get_type_name() != "Parameter":
+        node = next(value.get_node() for value in node.input_values()
+                    if value.get_node().get_type_name() != "Constant")
+    return node
+
+
+def quantize(graph: "openvino.Model", batches: Iterable[np.ndarray]) -> "openvino.Model":
     """``graph`` in int8 by NNCF's post-training quantization (the performance preset: symmetric
     int8 weights and activations), its ranges calibrated on ``batches``."""
-    nncf = require("nncf", EXTRA, "OpenVINO int8 quantization")
+    nncf = require("nncf", "openvino", "OpenVINO int8 quantization")
     nncf.set_log_level(logging.ERROR)
     batches = list(batches)
     # NNCF draws its progress bars on stdout, which is the command's output.

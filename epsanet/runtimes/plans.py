@@ -22,7 +22,6 @@ import warnings
 from types import ModuleType
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,26 +89,51 @@ def _cache_key(runtime: ModuleType, precision: str, threads: int, module: PSAMod
             f"dilation={module.dilation}")
 
 
-def _measure_branch(runtime: ModuleType, precision: str, threads: int, module: PSAModule, shape: tuple,
-                    index: int) -> Dict[str, object]:
-    groups = module.groups[index]
-    found = branch_conv_candidates(module.in_channels // groups, module.split // groups, groups)
-    if len(found) == 1:
-        method, groups_to_run = found[0]
-        return {"method": method, "groups_to_run": groups_to_run, "times_ms": {}}
-    x = torch.randn(1, *shape)
-    feed = x.numpy()
-    calls: Dict[Tuple[str, int], Callable[[], np.ndarray]] = {}
-    for method, groups_to_run in found:
-        compiled = runtime.compile(runtime.convert(_Branch(module, index, method, groups_to_run), x),
-                                   "bf16" if precision == "bf16" else "fp32", threads)
-        calls[(method, groups_to_run)] = lambda compiled=compiled: compiled(feed)
-    times = time_interleaved(calls, _ROUNDS, warmup=_WARMUP, statistic=min)
-    autotune.log_times(f"{runtime.NAME} k{module.kernel_sizes[index]} g{groups} at {'x'.join(map(str, shape))}",
-                       times)
-    method, groups_to_run = min(times, key=times.get)
-    return {"method": method, "groups_to_run": groups_to_run,
-            "times_ms": {f"{m} {g}": round(t * 1e3, 3) for (m, g), t in sorted(times.items(), key=lambda kv: kv[1])}}
+class _Candidates(nn.Module):
+    """Every candidate to time, one output each, from one input per distinct PSA input shape: the
+    runtime converts them all at once, then compiles each output on its own (``compile_each_output``)."""
+
+    def __init__(self, branches: List[_Branch], inputs: List[int]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.inputs = inputs
+
+    def forward(self, *xs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(branch(xs[i]) for branch, i in zip(self.branches, self.inputs))
+
+
+def _measure(runtime: ModuleType, precision: str, threads: int,
+             todo: List[Tuple[str, PSAModule, tuple, int]], log: Callable[[str], None]) -> Dict[str, Dict[str, object]]:
+    """Cache entries for the branches ``todo`` (cache key, module, input shape, branch index):
+    each branch's candidates timed interleaved in ``runtime``."""
+    shapes = sorted({shape for _, _, shape, _ in todo})
+    branches, inputs, owners = [], [], []
+    entries: Dict[str, Dict[str, object]] = {}
+    for key, module, shape, index in todo:
+        groups = module.groups[index]
+        found = branch_conv_candidates(module.in_channels // groups, module.split // groups, groups)
+        if len(found) == 1:
+            entries[key] = {"method": found[0][0], "groups_to_run": found[0][1], "times_ms": {}}
+            continue
+        for method, groups_to_run in found:
+            branches.append(_Branch(module, index, method, groups_to_run))
+            inputs.append(shapes.index(shape))
+            owners.append((key, method, groups_to_run))
+    if not branches:
+        return entries
+    log(f"timing {len(branches)} PSA branch computations in {runtime.NAME}")
+    feeds = [torch.randn(1, *shape) for shape in shapes]
+    runs = runtime.compile_each_output(_Candidates(branches, inputs), feeds,
+                                       "bf16" if precision == "bf16" else "fp32", threads)
+    for key in dict.fromkeys(owner[0] for owner in owners):
+        calls = {(method, groups): run for (owner, method, groups), run in zip(owners, runs) if owner == key}
+        times = time_interleaved(calls, _ROUNDS, warmup=_WARMUP, statistic=min)
+        autotune.log_times(f"{runtime.NAME} {key}", times)
+        method, groups_to_run = min(times, key=times.get)
+        entries[key] = {"method": method, "groups_to_run": groups_to_run,
+                        "times_ms": {f"{m} {g}": round(t * 1e3, 3) for (m, g), t in sorted(times.items(),
+                                                                                            key=lambda kv: kv[1])}}
+    return entries
 
 
 def measure_plans(model: nn.Module, runtime: ModuleType, example: torch.Tensor, precision: str = "fp32",
@@ -119,24 +143,28 @@ def measure_plans(model: nn.Module, runtime: ModuleType, example: torch.Tensor, 
     the float32 choice) and return the plan of the fastest (see the module docstring). Choices
     found in the cache are not timed again."""
     threads = threads or torch.get_num_threads()
-    log = log or (lambda message: None)
-    shapes = []
+    groups = _shape_groups(psa_inputs(model, example))
+    keys = {(id(module), index): _cache_key(runtime, precision, threads, module, shape, index)
+            for _, module, shape in groups for index in range(4)}
+    entries = {key: autotune.lookup("cpu", key) for key in keys.values()}
+    todo = [(keys[(id(module), index)], module, shape, index) for _, module, shape in groups for index in range(4)
+            if not (isinstance(entries[keys[(id(module), index)]], dict)
+                    and {"method", "groups_to_run"} <= set(entries[keys[(id(module), index)]]))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's deprecation, by the OpenVINO route
-        for names, module, shape in _shape_groups(psa_inputs(model, example)):
-            branches = []
-            for index in range(4):
-                key = _cache_key(runtime, precision, threads, module, shape, index)
-                entry = autotune.lookup("cpu", key)
-                if not (isinstance(entry, dict) and {"method", "groups_to_run"} <= set(entry)):
-                    log(f"timing {runtime.NAME} branch k{module.kernel_sizes[index]} g{module.groups[index]} "
-                        f"at {'x'.join(map(str, shape))}")
-                    entry = _measure_branch(runtime, precision, threads, module, shape, index)
-                    autotune.store("cpu", key, entry)
-                branches.append({"kernel": module.kernel_sizes[index], "groups": module.groups[index],
-                                 "method": entry["method"], "groups_to_run": entry["groups_to_run"],
-                                 "times_ms": entry["times_ms"]})
-            shapes.append({"modules": names, "input": list(shape), "stride": module.stride, "branches": branches})
+        measured = _measure(runtime, precision, threads, todo, log or (lambda message: None))
+    for key, entry in measured.items():
+        autotune.store("cpu", key, entry)
+    entries.update(measured)
+    shapes = []
+    for names, module, shape in groups:
+        branches = []
+        for index in range(4):
+            entry = entries[keys[(id(module), index)]]
+            branches.append({"kernel": module.kernel_sizes[index], "groups": module.groups[index],
+                             "method": entry["method"], "groups_to_run": entry["groups_to_run"],
+                             "times_ms": entry["times_ms"]})
+        shapes.append({"modules": names, "input": list(shape), "stride": module.stride, "branches": branches})
     return {"source": f"measured in {runtime.NAME} {runtime.version()} {precision}, {threads} threads, batch 1",
             "shapes": shapes}
 

@@ -166,24 +166,29 @@ def candidates(
     return result
 
 
-def _runtime_runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int) -> Optional[Callable[[], None]]:
+def _runtime_runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int,
+                    compiled: Dict[tuple, Callable]) -> Optional[Callable[[], None]]:
     """One call of the candidate as exported for its runtime, or None where the runtime cannot
-    run the setting (training; bf16 in ONNX Runtime or on a CPU without bf16). int8 graphs are
+    run the setting (training; bf16 in ONNX Runtime or on a CPU without bf16). The graph has a
+    dynamic batch size, so it is built once per precision (kept in ``compiled``). int8 graphs are
     calibrated on random inputs: what they compute is not measured, only how fast."""
     backend = get_runtime(cand.runtime)
     try:
-        backend.require_precision(setting.dtype)
+        backend.require_support(setting.dtype)
     except InvalidArgumentError:
         return None
     if setting.train:
         return None
-    example = torch.randn(2, 3, img_size, img_size)
-    _, graph, _ = prepare(copy.deepcopy(model), backend, example, setting.dtype, cand.plans)
-    if setting.dtype == "int8":
-        generator = torch.Generator().manual_seed(0)
-        graph = backend.quantize(graph, [torch.randn(8, 3, img_size, img_size, generator=generator).numpy()
-                                         for _ in range(4)])
-    run = backend.compile(graph, setting.dtype)
+    key = (cand.label, setting.dtype)
+    if key not in compiled:
+        example = torch.randn(2, 3, img_size, img_size)
+        _, graph, _ = prepare(copy.deepcopy(model), backend, example, setting.dtype, cand.plans)
+        if setting.dtype == "int8":
+            generator = torch.Generator().manual_seed(0)
+            graph = backend.quantize(graph, [torch.randn(8, 3, img_size, img_size, generator=generator).numpy()
+                                             for _ in range(4)])
+        compiled[key] = backend.compile(graph, setting.dtype)
+    run = compiled[key]
     feed = torch.randn(setting.batch_size, 3, img_size, img_size).numpy()
 
     def infer() -> None:
@@ -192,12 +197,12 @@ def _runtime_runner(cand: Candidate, model: nn.Module, setting: Setting, img_siz
 
 
 def _runner(cand: Candidate, model: nn.Module, setting: Setting, img_size: int,
-            device: torch.device) -> Optional[Callable[[], None]]:
+            device: torch.device, compiled: Dict[tuple, Callable]) -> Optional[Callable[[], None]]:
     """One call of the candidate in the setting, or None where it does not apply."""
     if setting.train and cand.inference_only:
         return None
     if cand.runtime in RUNTIMES:
-        return _runtime_runner(cand, model, setting, img_size) if device.type == "cpu" else None
+        return _runtime_runner(cand, model, setting, img_size, compiled) if device.type == "cpu" else None
     if setting.dtype == "int8":
         return None
     dtype = torch.bfloat16 if setting.dtype == "bf16" else torch.float32
@@ -280,10 +285,12 @@ def run_benchmark(
         model = models[cand.label] = cand.build()
         cand.stats = {"params": count_params(model), "gmacs": count_macs(model, (3, img_size, img_size)) / 1e9}
     results: Dict[str, Dict[str, Dict[str, float]]] = {c.label: {} for c in cands}
+    compiled: Dict[tuple, Callable] = {}  # runtime graphs, by candidate and precision
     for setting in settings:
         log(f"{setting.name}: warming up {len(cands)} models")
         by_label = {cand.label: cand for cand in cands}
-        runners = {label: _runner(by_label[label], model, setting, img_size, device) for label, model in models.items()}
+        runners = {label: _runner(by_label[label], model, setting, img_size, device, compiled)
+                   for label, model in models.items()}
         runners = {label: run for label, run in runners.items() if run is not None}
         medians = time_interleaved(runners, repeats, warmup=warmup, device=device,
                                    on_round=lambda done, name=setting.name: log(f"{name}: round {done}/{repeats}"))

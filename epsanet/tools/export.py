@@ -1,29 +1,27 @@
-"""Inference export: BatchNorm folding, ONNX (checked with onnxruntime) and TorchScript.
+"""The inference form of a model, and TorchScript export.
 
 ``fuse_batchnorm`` folds every BatchNorm that directly follows a convolution in the zoo's
 ResNets into that convolution (``torch.nn.utils.fusion.fuse_conv_bn_eval``); the BatchNorm
 after a PSA module (``bn2`` of an EPSA block) stays, because the attention weights sit between
-the branch convolutions and it. ``export_onnx`` writes an ONNX file with a dynamic batch size and
-``check_onnx`` compares onnxruntime's output with the model's. ``export_torchscript`` scripts the
-model (timm's scriptable contract) and saves it. Every file is written to a temporary name next
-to the destination, then moved into place.
+the branch convolutions and it; ``deploy`` folds that one into the PSA module too.
+``export_torchscript`` scripts the model (timm's scriptable contract) and saves it, written to a
+temporary name next to the destination, then moved into place. OpenVINO and ONNX Runtime
+exports are :mod:`epsanet.runtimes`.
 """
 import copy
 import os
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Union
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .._utils.files import atomic_file
-from .._utils.optional import require
-from ..hub.sources import source_info
 from ..layers.psa import PSAModule
 from ..models.resnet import Bottleneck, ResNet
 
-__all__ = ["fuse_batchnorm", "deploy", "export_onnx", "check_onnx", "export_torchscript"]
+__all__ = ["fuse_batchnorm", "deploy", "export_torchscript"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,42 +65,6 @@ def deploy(model: nn.Module) -> nn.Module:
             module.conv2.fold_batchnorm(module.bn2)
             module.bn2 = nn.Identity()
     return deployed
-
-
-def export_onnx(model: nn.Module, path: PathLike, img_size: Union[int, Tuple[int, int], None] = None,
-                opset_version: int = 18) -> Path:
-    """Write ``model`` (put in eval mode) as ONNX with a dynamic batch size, for RGB input named
-    ``input`` of ``img_size`` (an int, or height and width; default: the model's own input size,
-    :func:`epsanet.hub.sources.source_info`) and output named ``logits``."""
-    require("onnx", "export", "ONNX export")
-    require("onnxscript", "export", "ONNX export")
-    model.eval()
-    if img_size is None:
-        img_size = source_info(model).input_size[1:]
-    height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
-    x = torch.randn(2, 3, height, width, dtype=next(model.parameters()).dtype)
-    with atomic_file(path, ".onnx") as tmp, torch.no_grad():
-        torch.onnx.export(
-            model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
-            opset_version=opset_version, dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-            external_data=False,
-        )
-    return Path(path)
-
-
-def check_onnx(model: nn.Module, path: PathLike, x: torch.Tensor) -> float:
-    """Run the ONNX file with onnxruntime on ``x`` and return its relative error against the
-    eval-mode model; raises ``ValueError`` above 1e-4."""
-    onnxruntime = require("onnxruntime", "export", "checking an ONNX export")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        expected = model.eval()(x).double()
-    error = ((torch.from_numpy(actual).double() - expected).norm() / expected.norm()).item()
-    if not error < 1e-4:
-        raise ValueError(f"onnxruntime's output differs from the model's by {error:.2e} (relative): "
-                         f"the export of {path} is wrong; report it with the model name")
-    return error
 
 
 def export_torchscript(model: nn.Module, path: PathLike) -> Path:

@@ -80,7 +80,7 @@ COMMANDS = [
     ("export epsanet50_small m.onnx --img-size 0", "--img-size must be at least 32"),
     ("export epsanet50_small folder.onnx", "output folder.onnx is a folder: name a file inside it"),
     ("export epsanet50_small missing/m.onnx", "the directory of missing/m.onnx does not exist: create it first"),
-    ("export epsanet50_small model.tflite", "name it *.onnx (ONNX) or *.pt (TorchScript)"),
+    ("export epsanet50_small model.tflite", "name it *.xml (OpenVINO), *.onnx (ONNX Runtime) or *.pt (TorchScript)"),
     ("export epsanet50_smal m.onnx", "unknown model 'epsanet50_smal'"),
     ("export epsanet50_small m.onnx --num-classes 0", "--num-classes must be at least 1, got 0"),
     ("export epsanet50_small m.onnx --checkpoint some.png", f"{CHECKPOINT} a PNG image)"),

@@ -54,11 +54,13 @@ for case in cases:
 print(json.dumps(results))
 """
 
-TRAIN, BENCH, EXPORT, DETECTION, YOLO, EXPLAIN = (
-    f"pip install 'epsanet[{extra}]'" for extra in ("train", "bench", "export", "detection", "yolo", "explain"))
+TRAIN, BENCH, EXPORT, OPENVINO, DETECTION, YOLO, EXPLAIN = (
+    f"pip install 'epsanet[{extra}]'"
+    for extra in ("train", "bench", "export", "openvino", "detection", "yolo", "explain"))
 TRAIN_RUN = ["train", "--epochs", "1", "--output-dir", "{tmp}/run"]
 EVAL_RUN = ["eval", "--model", "epsanet50_small", "--output-dir", "{tmp}/eval"]
 ONNX_EXPORT = ["export", "epsanet50_small", "{tmp}/model.onnx"]
+OPENVINO_EXPORT = ["export", "epsanet50_small", "{tmp}/model.xml"]
 
 # (hidden module, command line with {tmp} for a fresh folder, the one line the command prints)
 COMMANDS = [
@@ -77,7 +79,10 @@ COMMANDS = [
      f"epsanet detect: error: detection needs pycocotools: {DETECTION}"),
     ("onnx", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnx: {EXPORT}"),
     ("onnxscript", ONNX_EXPORT, f"epsanet export: error: ONNX export needs onnxscript: {EXPORT}"),
-    ("onnxruntime", ONNX_EXPORT, f"epsanet export: error: checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("onnxruntime", ONNX_EXPORT, f"epsanet export: error: ONNX Runtime needs onnxruntime: {EXPORT}"),
+    ("openvino", OPENVINO_EXPORT, f"epsanet export: error: OpenVINO needs openvino: {OPENVINO}"),
+    ("nncf", [*OPENVINO_EXPORT, "--precision", "int8", "--calibration", "digits"],
+     f"epsanet export: error: OpenVINO int8 quantization needs nncf: {OPENVINO}"),
     ("ultralytics", ["yolo", "demo", "{tmp}/yolo"],
      f"epsanet yolo: error: epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
     ("pytorch_grad_cam", ["explain", "{tmp}/x.png", "--model", "epsanet50_small", "--out", "{tmp}/out"],
@@ -91,11 +96,13 @@ API = [
     ("matplotlib", "from epsanet.training.reporting import plot_curves; plot_curves([], '{tmp}/c.png')",
      f"plotting needs matplotlib: {TRAIN}"),
     ("pycocotools", "import epsanet.detection", f"detection needs pycocotools: {DETECTION}"),
-    ("onnx", "import epsanet.tools.export; epsanet.tools.export.export_onnx(epsanet.se_resnet50(), '{tmp}/m.onnx')",
+    ("onnx", "import epsanet, epsanet.runtimes.exported as e; "
+             "e.export_for_runtime(epsanet.se_resnet50(), '{tmp}/m.onnx', 'onnxruntime')",
      f"ONNX export needs onnx: {EXPORT}"),
-    ("onnxruntime", "import torch; from epsanet.tools.export import check_onnx; "
-                    "check_onnx(None, '{tmp}/m.onnx', torch.zeros(1))",
-     f"checking an ONNX export needs onnxruntime: {EXPORT}"),
+    ("onnxruntime", "import epsanet.runtimes.exported as e; e.load_export('{tmp}/m.onnx')",
+     f"ONNX Runtime needs onnxruntime: {EXPORT}"),
+    ("openvino", "import epsanet, epsanet.runtimes.exported as e; e.serve(epsanet.se_resnet50())",
+     f"OpenVINO needs openvino: {OPENVINO}"),
     ("ultralytics", "import epsanet.integrations.ultralytics",
      f"epsanet.integrations.ultralytics needs ultralytics: {YOLO}"),
     ("pytorch_grad_cam", "import epsanet; epsanet.tools.explain.explain(epsanet.se_resnet50(), [])",

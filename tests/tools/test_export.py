@@ -1,11 +1,11 @@
-"""Inference export: BatchNorm folding, ONNX checked with onnxruntime, TorchScript."""
+"""The inference form (BatchNorm folding) and TorchScript export."""
 import pytest
 import torch
 from common import relative_error
 from torch import nn
 
 import epsanet
-from epsanet.tools.export import check_onnx, export_onnx, export_torchscript, fuse_batchnorm
+from epsanet.tools.export import export_torchscript, fuse_batchnorm
 
 
 def trained_looking(name: str) -> nn.Module:
@@ -37,29 +37,6 @@ def test_batchnorm_folding_leaves_the_original_model_untouched(epsanet50):
     before = {k: v.clone() for k, v in epsanet50.state_dict().items()}
     fuse_batchnorm(epsanet50)
     assert all(torch.equal(v, before[k]) for k, v in epsanet50.state_dict().items())
-
-
-@pytest.fixture(scope="module")
-def onnx_dir(epsanet50, tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx")
-    export_onnx(epsanet50, out / "epsanet50.onnx", img_size=64)
-    return out
-
-
-def test_onnx_export_leaves_only_the_finished_file(onnx_dir):
-    assert [p.name for p in onnx_dir.iterdir()] == ["epsanet50.onnx"]
-
-
-@pytest.mark.parametrize("batch", [1, 3])
-def test_onnx_export_matches_the_model_in_onnxruntime_at_any_batch_size(epsanet50, onnx_dir, batch):
-    assert check_onnx(epsanet50, onnx_dir / "epsanet50.onnx", torch.randn(batch, 3, 64, 64)) < 1e-4
-
-
-def test_the_onnx_check_rejects_a_file_of_other_weights(onnx_dir):
-    torch.manual_seed(1)  # the file holds the weights drawn from seed 0
-    other = trained_looking("epsanet50_small")
-    with pytest.raises(ValueError, match="onnxruntime's output differs from the model's"):
-        check_onnx(other, onnx_dir / "epsanet50.onnx", torch.randn(1, 3, 64, 64))
 
 
 def test_torchscript_export_reproduces_the_fast_psa_model(epsanet50, tmp_path):

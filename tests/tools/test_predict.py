@@ -135,7 +135,7 @@ def test_onnx_export_of_a_run_takes_the_runs_image_size_unless_told_otherwise(ru
     size = img_size or 16  # the run trained at 16 px
     option = [] if img_size is None else ["--img-size", str(img_size)]
     assert main(["export", str(run_dir), str(tmp_path / "run.onnx"), *option]) == 0
-    assert f"(ONNX, input N x 3 x {size} x {size}; onnxruntime matches" in capsys.readouterr().out
+    assert f"(onnxruntime fp32, input N x 3 x {size} x {size}; onnxruntime matches" in capsys.readouterr().out
     session = onnxruntime.InferenceSession(str(tmp_path / "run.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[1:] == [3, size, size]
     x = torch.randn(2, 3, size, size)
