@@ -53,7 +53,7 @@ def _exported_model(args: argparse.Namespace):
             raise InvalidArgumentError(f"--model {args.model} is an export, which holds its weights: drop --{option}")
     runtime = next(name for name, module in RUNTIMES.items() if args.model.endswith(module.SUFFIX))
     if args.runtime not in (None, runtime):
-        raise InvalidArgumentError(f"--model {args.model} is a {runtime} export: drop --runtime {args.runtime}, or "
+        raise InvalidArgumentError(f"--model {args.model} is an {runtime} export: drop --runtime {args.runtime}, or "
                                    f"export the model for {args.runtime}")
     if args.precision != "fp32":
         raise InvalidArgumentError(f"--model {args.model} is an export, which computes in the precision it was "

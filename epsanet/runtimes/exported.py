@@ -67,8 +67,12 @@ class ExportReport:
         """One line for the command's output."""
         meta = self.metadata
         _, height, width = meta["input_size"]
-        line = (f"wrote {self.path} ({meta['runtime']} {meta['precision']}, input N x 3 x {height} x {width}; "
-                f"{meta['runtime']} matches the model to {meta['check']['relative_error']:.1e} relative error")
+        error = meta["check"]["relative_error"]
+        line = f"wrote {self.path} ({meta['runtime']} {meta['precision']}, input N x 3 x {height} x {width}; "
+        if meta["precision"] == "int8":
+            line += f"its outputs are {error:.1e} (relative) from the float model's"
+        else:
+            line += f"{meta['runtime']} matches the model to {error:.1e} relative error"
         accuracy = meta.get("accuracy")
         if accuracy:
             line += (f"; {accuracy['metric']} {accuracy['fp32']:.2f}% fp32 -> {accuracy['int8']:.2f}% int8 on "
