@@ -226,6 +226,9 @@ REFERENCE_PAGES: Tuple[ReferencePage, ...] = (
     ReferencePage("tools", "Tools", "What is done with a model: counting, explaining, exporting, deploying, "
                   "predicting, benchmarking.", ("epsanet.tools.stats", "epsanet.tools.export",
                                                  "epsanet.tools.predict", "epsanet.tools.benchmark")),
+    ReferencePage("runtimes", "Runtimes", "Serving a model from OpenVINO or ONNX Runtime: exports with PSA plans "
+                  "measured in the runtime, int8, and the exports served back.",
+                  ("epsanet.runtimes", "epsanet.runtimes.exported", "epsanet.runtimes.plans")),
     ReferencePage("training", "Training", "Training and evaluating classifiers (`epsanet train`, `epsanet eval`).",
                   ("epsanet.training",)),
     ReferencePage("detection", "Detection", "Faster/Mask R-CNN and RetinaNet on zoo backbones, COCO-format data "

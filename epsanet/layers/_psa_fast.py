@@ -24,7 +24,7 @@ from . import _autotune as autotune
 
 __all__ = [
     "FastPSA", "branch_conv_plan", "branch_conv_candidates", "merged_group_count", "merge_groups", "depthwise_weight",
-    "grouped_conv2d",
+    "grouped_conv2d", "group_sum_weight",
 ]
 
 # Merged groups wider than this many input channels, or merging more than this many groups, cost
@@ -34,6 +34,9 @@ _MOST_MERGED_GROUPS = 8
 # Plans are measured on at most this many images of the batch, and shared by all larger batches:
 # per image, the work of every candidate is the same, and timing 16 images would cost 4x longer.
 _TUNING_BATCH = 4
+# The "depthwise_1x1" form (runtimes only) runs one depthwise convolution per output channel of a
+# group: at most this many.
+_MOST_DEPTHWISE_PASSES = 8
 
 # A plan: (run the branches channels_last, [(method, groups_to_run)] per branch).
 Plan = Tuple[bool, List[Tuple[str, int]]]
@@ -72,12 +75,14 @@ def branch_conv_plan(
     return "native", merged_group_count(groups, in_per_group, block)
 
 
-def branch_conv_candidates(in_per_group: int, out_per_group: int, groups: int) -> List[Tuple[str, int]]:
+def branch_conv_candidates(in_per_group: int, out_per_group: int, groups: int,
+                           runtime: bool = False) -> List[Tuple[str, int]]:
     """Every computation of one grouped branch convolution the autotuner times: the native
     grouped convolution, the same with groups merged pairwise (block-diagonal weights) while a
     merged group reads at most 64 input channels and holds at most 8 groups (down to a dense
     convolution), and, for groups of one or two output channels, a depthwise convolution plus a
-    sum."""
+    sum. With ``runtime`` (the plans of :mod:`epsanet.runtimes.plans`), also ``"depthwise_1x1"``
+    for groups of at most 8 output channels (see :func:`grouped_conv2d`)."""
     found = [("native", groups)]
     merged = groups
     while (merged % 2 == 0 and (groups // (merged // 2)) * in_per_group <= _WIDEST_MERGED_GROUP
@@ -86,6 +91,8 @@ def branch_conv_candidates(in_per_group: int, out_per_group: int, groups: int) -
         found.append(("native", merged))
     if groups > 1 and out_per_group <= 2:
         found.append(("depthwise", groups))
+    if runtime and groups > 1 and out_per_group <= _MOST_DEPTHWISE_PASSES:
+        found.append(("depthwise_1x1", groups))
     return found
 
 
@@ -121,6 +128,17 @@ def depthwise_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
     return per_group.reshape(groups * in_per_group * out_per_group, 1, kh, kw)
 
 
+def group_sum_weight(groups: int, in_per_group: int, out_per_group: int, dtype: torch.dtype,
+                     device: torch.device) -> torch.Tensor:
+    """The 1x1 convolution weight that sums, for output channel ``g * out_per_group + j``, the
+    channels ``j * C + g * in_per_group + i`` (``i < in_per_group``, ``C = groups * in_per_group``)
+    of ``out_per_group`` depthwise outputs concatenated: ones there, zeros elsewhere."""
+    eye_groups = torch.eye(groups, dtype=dtype, device=device).view(groups, 1, 1, groups, 1)
+    eye_outputs = torch.eye(out_per_group, dtype=dtype, device=device).view(1, out_per_group, out_per_group, 1, 1)
+    ones = (eye_groups * eye_outputs).expand(groups, out_per_group, out_per_group, groups, in_per_group)
+    return ones.reshape(groups * out_per_group, out_per_group * groups * in_per_group, 1, 1)
+
+
 def grouped_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -132,7 +150,24 @@ def grouped_conv2d(
     groups_to_run: int,
 ) -> torch.Tensor:
     """``F.conv2d(x, weight, None, stride, padding, dilation, groups)`` computed by ``method``
-    with ``groups_to_run`` groups (see :func:`branch_conv_plan`)."""
+    with ``groups_to_run`` groups (see :func:`branch_conv_plan`).
+
+    ``"depthwise_1x1"`` (for runtimes: :mod:`epsanet.runtimes.plans`) computes, for each output
+    channel ``j`` of a group, one depthwise convolution of multiplier 1 (filter ``j`` of every
+    input channel's group), concatenates them and sums each group's input channels with a 1x1
+    convolution of ones and zeros (:func:`group_sum_weight`). Same multiply-adds in the depthwise
+    part as the grouped convolution, plus ``C * out_per_group`` per output pixel and channel in the
+    1x1 part; every convolution is one that ONNX Runtime's NCHWc kernels and oneDNN's depthwise
+    and 1x1 kernels take, where thin grouped convolutions (fewer than 16 channels a group) and
+    depthwise ones of multiplier 2 fall to slow generic code."""
+    if method == "depthwise_1x1":
+        out_channels, in_per_group, kh, kw = weight.shape
+        out_per_group = out_channels // groups
+        channels = groups * in_per_group
+        filters = depthwise_weight(weight, groups).view(channels, out_per_group, 1, kh, kw)
+        passes = [F.conv2d(x, filters[:, j], None, stride, padding, dilation, channels) for j in range(out_per_group)]
+        y = passes[0] if out_per_group == 1 else torch.cat(passes, 1)
+        return F.conv2d(y, group_sum_weight(groups, in_per_group, out_per_group, y.dtype, y.device))
     if method == "depthwise":
         out_channels, in_per_group = weight.shape[0], weight.shape[1]
         out_per_group = out_channels // groups
@@ -165,7 +200,7 @@ def _parse_plan(entry: object, groups: Sequence[int]) -> Optional[Plan]:
             return None
         method, groups_to_run = branch
         if not ((method == "native" and 0 < groups_to_run <= g and g % groups_to_run == 0)
-                or (method == "depthwise" and groups_to_run == g)):
+                or (method in ("depthwise", "depthwise_1x1") and groups_to_run == g)):
             return None
         plans.append((method, groups_to_run))
     return entry["channels_last"], plans

@@ -4,10 +4,13 @@ The eager autotuner (:mod:`epsanet.layers._autotune`) times each branch convolut
 computations in PyTorch. A runtime runs its own kernels, and the fastest computation differs:
 the depthwise + sum form that helps some shapes in eager PyTorch can be the slowest in OpenVINO.
 So :func:`measure_plans` times every candidate of :func:`~epsanet.layers._psa_fast.branch_conv_candidates`
-(native grouped, groups merged up to dense, depthwise + sum) as a one-convolution graph *in the
-target runtime*, at the shape and precision the export will run, and keeps the fastest for each
-branch. The choices are cached with the eager ones (same file, keys naming the runtime and its
-version), and recorded in the export's metadata. Every candidate is exact: outputs equal the
+(native grouped, groups merged up to dense, depthwise + sum, and, for runtimes only, depthwise
+convolutions of multiplier 1 summed by a 1x1 convolution, ``"depthwise_1x1"``: the form ONNX
+Runtime's NCHWc kernels and OpenVINO's brgconv kernels take, where thin grouped convolutions fall
+to slow generic code) as a one-convolution graph *in the target runtime*, at the shape and
+precision the export will run, and keeps the fastest for each branch. The choices are cached
+with the eager ones (same file, keys naming the runtime and its version; an entry timed among
+other candidates is timed again), and recorded in the export's metadata. Every candidate is exact: outputs equal the
 official formulation to float rounding.
 
 A plan records, per distinct PSA module shape, which modules have it and, per branch, the
@@ -82,9 +85,11 @@ def _shape_groups(inputs: Dict[str, Tuple[PSAModule, Tuple[int, ...]]]) -> List[
     return list(grouped.values())
 
 
-def _cache_key(runtime: ModuleType, precision: str, threads: int, module: PSAModule, shape: tuple, index: int) -> str:
+def _cache_key(runtime: ModuleType, precision: str, threads: int, module: PSAModule, shape: tuple, index: int,
+               candidates: List[Tuple[str, int]]) -> str:
     c, h, w = shape
-    return (f"{runtime.NAME} {runtime.version()} {precision} threads={threads} batch=1 in={c}x{h}x{w} "
+    forms = ",".join(dict.fromkeys(method for method, _ in candidates))
+    return (f"{runtime.NAME} {runtime.version()} {precision} threads={threads} batch=1 forms={forms} in={c}x{h}x{w} "
             f"out={module.split} k={module.kernel_sizes[index]} g={module.groups[index]} stride={module.stride} "
             f"dilation={module.dilation}")
 
@@ -102,16 +107,29 @@ class _Candidates(nn.Module):
         return tuple(branch(xs[i]) for branch, i in zip(self.branches, self.inputs))
 
 
+def _candidates(module: PSAModule, index: int, depthwise_1x1: bool) -> List[Tuple[str, int]]:
+    groups = module.groups[index]
+    return branch_conv_candidates(module.in_channels // groups, module.split // groups, groups, runtime=depthwise_1x1)
+
+
+def _is_current(entry: object, candidates: List[Tuple[str, int]]) -> bool:
+    """Whether a cached entry is a choice among exactly these candidates (an entry measured
+    before a candidate was added is measured again)."""
+    if not (isinstance(entry, dict) and {"method", "groups_to_run", "times_ms"} <= set(entry)):
+        return False
+    timed = set(entry["times_ms"]) if isinstance(entry["times_ms"], dict) else None
+    return timed == ({f"{m} {g}" for m, g in candidates} if len(candidates) > 1 else set())
+
+
 def _measure(runtime: ModuleType, precision: str, threads: int,
-             todo: List[Tuple[str, PSAModule, tuple, int]], log: Callable[[str], None]) -> Dict[str, Dict[str, object]]:
-    """Cache entries for the branches ``todo`` (cache key, module, input shape, branch index):
-    each branch's candidates timed interleaved in ``runtime``."""
-    shapes = sorted({shape for _, _, shape, _ in todo})
+             todo: List[Tuple[str, PSAModule, tuple, int, List[Tuple[str, int]]]],
+             log: Callable[[str], None]) -> Dict[str, Dict[str, object]]:
+    """Cache entries for the branches ``todo`` (cache key, module, input shape, branch index,
+    candidates): each branch's candidates timed interleaved in ``runtime``."""
+    shapes = sorted({shape for _, _, shape, _, _ in todo})
     branches, inputs, owners = [], [], []
     entries: Dict[str, Dict[str, object]] = {}
-    for key, module, shape, index in todo:
-        groups = module.groups[index]
-        found = branch_conv_candidates(module.in_channels // groups, module.split // groups, groups)
+    for key, module, shape, index, found in todo:
         if len(found) == 1:
             entries[key] = {"method": found[0][0], "groups_to_run": found[0][1], "times_ms": {}}
             continue
@@ -137,19 +155,22 @@ def _measure(runtime: ModuleType, precision: str, threads: int,
 
 
 def measure_plans(model: nn.Module, runtime: ModuleType, example: torch.Tensor, precision: str = "fp32",
-                  threads: Optional[int] = None, log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+                  threads: Optional[int] = None, log: Optional[Callable[[str], None]] = None,
+                  depthwise_1x1: bool = True) -> Dict[str, object]:
     """Time every candidate computation of every branch of every distinct PSA module of
     ``model`` in ``runtime`` (batch 1, at ``example``'s size, in ``precision``; int8 exports use
     the float32 choice) and return the plan of the fastest (see the module docstring). Choices
-    found in the cache are not timed again."""
+    found in the cache are not timed again. ``depthwise_1x1=False`` leaves that form out of the
+    candidates (OpenVINO int8, see :func:`~.exported.prepare`)."""
     threads = threads or torch.get_num_threads()
     groups = _shape_groups(psa_inputs(model, example))
-    keys = {(id(module), index): _cache_key(runtime, precision, threads, module, shape, index)
-            for _, module, shape in groups for index in range(4)}
+    branches = [(module, shape, index, _candidates(module, index, depthwise_1x1))
+                for _, module, shape in groups for index in range(4)]
+    keys = {(id(module), index): _cache_key(runtime, precision, threads, module, shape, index, found)
+            for module, shape, index, found in branches}
     entries = {key: autotune.lookup("cpu", key) for key in keys.values()}
-    todo = [(keys[(id(module), index)], module, shape, index) for _, module, shape in groups for index in range(4)
-            if not (isinstance(entries[keys[(id(module), index)]], dict)
-                    and {"method", "groups_to_run"} <= set(entries[keys[(id(module), index)]]))]
+    todo = [(keys[(id(module), index)], module, shape, index, found) for module, shape, index, found in branches
+            if not _is_current(entries[keys[(id(module), index)]], found)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's deprecation, by the OpenVINO route
         measured = _measure(runtime, precision, threads, todo, log or (lambda message: None))

@@ -1,6 +1,6 @@
 """epsanet's modules import each other one way, up its layers (ARCHITECTURE.md):
 
-    _utils < layers, weights < models < hub < tools < epsanet/__init__ < training < detection
+    _utils < layers, weights < models < hub < tools, runtimes < epsanet/__init__ < training < detection
     < integrations < commands, cli, __main__
 
 A module imports only modules of its own layer or of lower ones, at module level or inside a
@@ -14,7 +14,7 @@ from import_graph import find_cycles, import_graph, layer_of, upward_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
-    ["_utils"], ["layers", "weights"], ["models"], ["hub"], ["tools"], [""], ["training"], ["detection"],
+    ["_utils"], ["layers", "weights"], ["models"], ["hub"], ["tools", "runtimes"], [""], ["training"], ["detection"],
     ["integrations"], ["commands", "cli", "__main__"],
 ]
 
