@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -244,7 +243,7 @@ def profile_ov(path, batch, config=None, runs=10):
 def summarize(nodes):
     res = {"total": 0.0, "stage": defaultdict(float), "kind": defaultdict(float), "exec": defaultdict(float),
            "stage x kind": defaultdict(float)}
-    for name, (stage, kind, ex, ms) in nodes.items():
+    for _name, (stage, kind, ex, ms) in nodes.items():
         res["stage"][stage] += ms
         res["kind"][kind] += ms
         res["stage x kind"][f"{stage} | {kind}"] += ms
@@ -269,18 +268,21 @@ def print_compare(a, b, labels=("epsanet", "resnet50"), parts=("stage", "kind", 
 
 
 def top_nodes(nodes, n=25):
-    for name, (stage, kind, ex, ms) in sorted(nodes.items(), key=lambda kv: -kv[1][3])[:n]:
+    for name, (stage, _kind, ex, ms) in sorted(nodes.items(), key=lambda kv: -kv[1][3])[:n]:
         print(f"   {ms:8.3f} ms  {stage:7s} {ex[:42]:42s} {name[-70:]}")
 
 
 # ---------------------------------------------------------------- interleaved ratio
-def ratios(calls, batches=(1, 16), rounds=int(os.environ.get("GAP_ROUNDS", 12))):
+ROUNDS = int(os.environ.get("GAP_ROUNDS", 12))
+
+
+def ratios(calls, batches=(1, 16), rounds=ROUNDS):
     """calls: {label: fn(x)}; 'resnet50' must be among them. Returns {batch: {label: ratio}}."""
     from epsanet._utils.timing import time_interleaved
     out = {}
     for b in batches:
         x = np.random.randn(b, 3, 224, 224).astype(np.float32)
-        fns = {k: (lambda f=f: f(x)) for k, f in calls.items()}
+        fns = {k: (lambda f=f, x=x: f(x)) for k, f in calls.items()}
         times = time_interleaved(fns, rounds if b == 1 else max(4, rounds // 3), warmup=2, statistic=min)
         out[b] = {k: times["resnet50" if "|" not in k else k.split("|")[0] + "|resnet50"] / t for k, t in times.items()}
         out[b]["_ms"] = {k: round(t * 1e3, 2) for k, t in times.items()}
@@ -300,6 +302,7 @@ def _dw_accumulate(x, weight, groups, stride, padding, dilation, method, groups_
     """depthwise_1x1 without the Concat of the depthwise passes: one 1x1 conv per pass, summed
     (runtimes fuse a conv's output add)."""
     import torch.nn.functional as F
+
     from epsanet.layers import _psa_fast as fast
     if method != "depthwise_1x1":
         return _ORIGINAL_GROUPED(x, weight, groups, stride, padding, dilation, method, groups_to_run)
@@ -320,6 +323,7 @@ def _dw_accumulate(x, weight, groups, stride, padding, dilation, method, groups_
 def _gap_tail(self, x, plans, weights):
     """_attend_fast with the pooled mean as adaptive_avg_pool2d (GlobalAveragePool)."""
     import torch.nn.functional as F
+
     from epsanet.layers import _psa_fast as fast
     branches = []
     for index in [3, 2, 1, 0]:
