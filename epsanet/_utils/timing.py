@@ -30,6 +30,7 @@ def time_interleaved(
     prune: Optional[float] = None,
     on_round: Optional[Callable[[int], None]] = None,
     timer: Callable[[], float] = time.perf_counter,
+    settle: float = 0.0,
 ) -> Dict[Key, float]:
     """Seconds per call of each of ``calls``: the ``statistic`` (default: the median) of its timed calls.
 
@@ -43,6 +44,9 @@ def time_interleaved(
             again (their statistic is that of their one time).
         on_round: called with the number of rounds done after each round (progress).
         timer: the clock, in seconds (as ``timeit``'s).
+        settle: seconds slept, untimed, before each timed call: the worker threads the previous
+            call's library left spinning (OpenMP, TBB, ONNX Runtime's pool) go idle instead of
+            taking the cores from the next call when calls of several libraries alternate.
     """
     if rounds < 1 or warmup < 0:
         raise InvalidArgumentError(f"rounds must be at least 1 and warmup at least 0, got {rounds} and {warmup}")
@@ -54,6 +58,8 @@ def time_interleaved(
     for round_index in range(rounds):
         shift = round_index % len(timed) if timed else 0
         for key in timed[shift:] + timed[:shift]:
+            if settle:
+                time.sleep(settle)
             if device is not None:
                 synchronize(device)
             start = timer()

@@ -42,6 +42,15 @@ def _openvino(purpose: str = "OpenVINO"):
     return require("openvino", "openvino", purpose)
 
 
+def _nncf():
+    # NNCF imports torch's C++ extension builder, which warns on every CPU-only machine that it
+    # found no CUDA runtime: not news to someone quantizing for a CPU runtime.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    nncf = require("nncf", "openvino", "OpenVINO int8 quantization")
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
 def version() -> str:
     """OpenVINO's release (``2026.4.1``; its build number left out)."""
     return _openvino().get_version().split("-")[0]
@@ -91,7 +100,7 @@ def require_support(precision: str = "fp32") -> None:
     ``precision`` on this CPU."""
     _openvino()
     if precision == "int8":
-        require("nncf", "openvino", "OpenVINO int8 quantization")
+        _nncf()
     if precision not in PRECISIONS:
         raise InvalidArgumentError(f"OpenVINO runs {', '.join(PRECISIONS)}, not {precision}")
     if precision == "bf16" and not supports_bf16():
@@ -145,8 +154,7 @@ def _source_parameter(node):
 def quantize(graph: "openvino.Model", batches: Iterable[np.ndarray]) -> "openvino.Model":
     """``graph`` in int8 by NNCF's post-training quantization (the performance preset: symmetric
     int8 weights and activations), its ranges calibrated on ``batches``."""
-    nncf = require("nncf", "openvino", "OpenVINO int8 quantization")
-    nncf.set_log_level(logging.ERROR)
+    nncf = _nncf()
     batches = list(batches)
     # NNCF draws its progress bars on stdout, which is the command's output.
     with contextlib.redirect_stdout(io.StringIO()):

@@ -286,13 +286,15 @@ def run_benchmark(
         cand.stats = {"params": count_params(model), "gmacs": count_macs(model, (3, img_size, img_size)) / 1e9}
     results: Dict[str, Dict[str, Dict[str, float]]] = {c.label: {} for c in cands}
     compiled: Dict[tuple, Callable] = {}  # runtime graphs, by candidate and precision
+    # Calls of PyTorch, OpenVINO and ONNX Runtime alternate: each first waits for the others' threads to idle.
+    settle = _SETTLE_SECONDS if any(cand.runtime in RUNTIMES for cand in cands) else 0.0
     for setting in settings:
         log(f"{setting.name}: warming up {len(cands)} models")
         by_label = {cand.label: cand for cand in cands}
         runners = {label: _runner(by_label[label], model, setting, img_size, device, compiled)
                    for label, model in models.items()}
         runners = {label: run for label, run in runners.items() if run is not None}
-        medians = time_interleaved(runners, repeats, warmup=warmup, device=device,
+        medians = time_interleaved(runners, repeats, warmup=warmup, device=device, settle=settle,
                                    on_round=lambda done, name=setting.name: log(f"{name}: round {done}/{repeats}"))
         for label, run in runners.items():
             seconds = medians[label]
@@ -313,6 +315,11 @@ def run_benchmark(
             if cand.eager and eager_fp32 in results[cand.eager]:
                 row["vs_eager"] = row["images_per_s"] / results[cand.eager][eager_fp32]["images_per_s"]
     return results
+
+
+# How long the thread pools of PyTorch (OpenMP), OpenVINO (TBB) and ONNX Runtime keep spinning after
+# a call is theirs to decide (milliseconds); this is ample.
+_SETTLE_SECONDS = 0.05
 
 
 def _eager_fp32_name(setting_name: str) -> str:
