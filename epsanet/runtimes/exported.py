@@ -170,18 +170,19 @@ def prepare(model: nn.Module, backend: ModuleType, example: torch.Tensor, precis
     """``model``'s inference form (:func:`epsanet.deploy`) with its PSA plans for ``backend``
     (``plans``: ``"measure"`` or ``"rule"``), and its float graph in ``backend`` for inputs
     shaped as ``example`` (any batch size): ``(inference form, graph, plan)``. An int8 graph
-    starts from this one, with the float32 plans."""
+    starts from this one, with the float32 plans (OpenVINO's: the rule's, which its int8 graphs
+    ran faster with)."""
     log = log or (lambda message: None)
     if plans not in ("measure", "rule"):
         raise InvalidArgumentError(f"plans are 'measure' or 'rule', not {plans!r}")
     model = deploy(model)
+    if plans == "measure" and precision == "int8" and backend.NAME == "openvino":
+        # Plans are measured in float32. OpenVINO's int8 graphs ran faster with the eager rule's
+        # plans than with those (epsanet50_small, twice: 0.73x / 0.78x of resnet50's int8 speed at
+        # batch 1 / 16 against 0.65x / 0.69x): its int8 exports take the rule.
+        plans = "rule"
     if plans == "measure":
-        # The depthwise_1x1 form wins in float (both runtimes) and in ONNX Runtime's int8, but
-        # OpenVINO's int8 graph runs it slower than the grouped convolutions (whole model ~0.06x of
-        # resnet50's speed, benchmarks/runtime_profile.py): its int8 plans leave it out.
-        depthwise_1x1 = not (precision == "int8" and backend.NAME == "openvino")
-        plan = measure_plans(model, backend, example, "fp32" if precision == "int8" else precision, log=log,
-                             depthwise_1x1=depthwise_1x1)
+        plan = measure_plans(model, backend, example, "fp32" if precision == "int8" else precision, log=log)
     else:
         plan = rule_plans(model, example)
     apply_plans(model, plan)

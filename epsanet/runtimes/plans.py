@@ -107,9 +107,9 @@ class _Candidates(nn.Module):
         return tuple(branch(xs[i]) for branch, i in zip(self.branches, self.inputs))
 
 
-def _candidates(module: PSAModule, index: int, depthwise_1x1: bool) -> List[Tuple[str, int]]:
+def _candidates(module: PSAModule, index: int) -> List[Tuple[str, int]]:
     groups = module.groups[index]
-    return branch_conv_candidates(module.in_channels // groups, module.split // groups, groups, runtime=depthwise_1x1)
+    return branch_conv_candidates(module.in_channels // groups, module.split // groups, groups, runtime=True)
 
 
 def _is_current(entry: object, candidates: List[Tuple[str, int]]) -> bool:
@@ -155,16 +155,14 @@ def _measure(runtime: ModuleType, precision: str, threads: int,
 
 
 def measure_plans(model: nn.Module, runtime: ModuleType, example: torch.Tensor, precision: str = "fp32",
-                  threads: Optional[int] = None, log: Optional[Callable[[str], None]] = None,
-                  depthwise_1x1: bool = True) -> Dict[str, object]:
+                  threads: Optional[int] = None, log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
     """Time every candidate computation of every branch of every distinct PSA module of
     ``model`` in ``runtime`` (batch 1, at ``example``'s size, in ``precision``; int8 exports use
     the float32 choice) and return the plan of the fastest (see the module docstring). Choices
-    found in the cache are not timed again. ``depthwise_1x1=False`` leaves that form out of the
-    candidates (OpenVINO int8, see :func:`~.exported.prepare`)."""
+    found in the cache are not timed again."""
     threads = threads or torch.get_num_threads()
     groups = _shape_groups(psa_inputs(model, example))
-    branches = [(module, shape, index, _candidates(module, index, depthwise_1x1))
+    branches = [(module, shape, index, _candidates(module, index))
                 for _, module, shape in groups for index in range(4)]
     keys = {(id(module), index): _cache_key(runtime, precision, threads, module, shape, index, found)
             for module, shape, index, found in branches}
