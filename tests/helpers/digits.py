@@ -34,6 +34,16 @@ def train_args(data: Path, out: Path, *extra: str) -> list:
             "--batch-size", "8", "--epochs", "2", "--workers", "0", *TINY_MODEL, *extra]
 
 
+def finished_run(root: Path) -> tuple:
+    """A finished 1-epoch run of the tiny EPSANet on digits 0, 1, 2 at 16 px in ``root/run``, and
+    its data folder ``root/digits``."""
+    from epsanet.cli import main
+
+    data = write_digits_folder(root / "digits")
+    assert main([*train_args(data, root / "run"), "--epochs", "1"]) == 0
+    return root / "run", data
+
+
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "epsanet", *args], capture_output=True, text=True, env=env,

@@ -3,23 +3,21 @@ the runtime columns of `epsanet bench`, from the command line."""
 import json
 
 import pytest
-from digits import train_args, write_digits_folder
+from digits import finished_run
 
 from epsanet.cli import main
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A finished 1-epoch run of a tiny EPSANet on digits 0, 1, 2 at 16 px, and its data folder."""
-    root = tmp_path_factory.mktemp("runtimes")
-    data = write_digits_folder(root / "digits")
-    assert main([*train_args(data, root / "run"), "--epochs", "1"]) == 0
-    return root / "run", data
+    return finished_run(tmp_path_factory.mktemp("runtimes"))
 
 
-def test_export_to_openvino_says_what_it_wrote_and_checked(run, tmp_path, capsys):
+@pytest.mark.parametrize("source", ["run folder", "hub folder"])
+def test_export_to_openvino_says_what_it_wrote_and_checked(run, source, tmp_path, capsys):
     run_dir, _ = run
-    assert main(["export", str(run_dir), str(tmp_path / "m.xml"), "--plans", "rule"]) == 0
+    model = run_dir if source == "run folder" else run_dir / "best"  # a run's best model is a hub folder
+    assert main(["export", str(model), str(tmp_path / "m.xml"), "--plans", "rule"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"wrote {tmp_path / 'm.xml'} (openvino fp32, input N x 3 x 16 x 16; openvino matches the "
                           "model to ")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from digits import train_args, write_digits_folder
+from digits import finished_run
 from PIL import Image
 from timm.data import ImageNetInfo
 from torchvision import transforms
@@ -17,11 +17,7 @@ from epsanet.tools.predict import find_images, predict
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A finished 1-epoch run of a tiny EPSANet on digits 0, 1, 2 at 16 px, and its data folder."""
-    root = tmp_path_factory.mktemp("predict")
-    data = write_digits_folder(root / "digits")
-    assert main([*train_args(data, root / "run"), "--epochs", "1"]) == 0
-    return root / "run", data
+    return finished_run(tmp_path_factory.mktemp("predict"))
 
 
 def test_predict_gives_a_runs_class_names_with_its_own_preprocessing(run, capsys):
