@@ -45,14 +45,18 @@ yolo-demo: install
 	$(PY) -m epsanet yolo demo runs/yolo-demo
 
 # The linter first (zero findings), the docs (strict), then the tests; the wheel test is marked slow but
-# runs here too.
+# runs here too. The runtime tests (OpenVINO, ONNX Runtime) run in a pytest process of their own: after
+# them, in the same process, the training test that SIGKILLs a run and resumes it saw the pytest
+# process itself receive SIGSEGV while waiting for that run (cause not yet found; see CHANGELOG).
 test: install olah browser docs
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not slow or wheel"
+	$(PY) -m pytest -m "not slow or wheel" --ignore=tests/runtimes
+	$(PY) -m pytest -m "not slow or wheel" tests/runtimes
 
 test-all: install olah browser docs
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/runtimes
+	$(PY) -m pytest tests/runtimes
 
 install: $(VENV)/.installed
 

@@ -3,8 +3,10 @@ the runtime columns of `epsanet bench`, from the command line."""
 import json
 
 import pytest
+import torch
 from digits import finished_run
 
+import epsanet
 from epsanet.cli import main
 
 
@@ -76,3 +78,21 @@ def test_bench_puts_a_runtime_beside_eager_pytorch(capsys):
             "epsanet50_small [openvino]"} <= set(rows)
     fp32_b1 = rows["epsanet50_small [openvino]"][3]
     assert "x resnet50, " in fp32_b1 and fp32_b1.endswith("x eager fp32)")
+
+
+@pytest.mark.parametrize("img_size", [None, 32])
+def test_onnx_export_of_a_run_takes_the_runs_image_size_unless_told_otherwise(run, img_size, tmp_path, capsys):
+    import onnxruntime
+
+    run_dir, _ = run
+    size = img_size or 16  # the run trained at 16 px
+    option = [] if img_size is None else ["--img-size", str(img_size)]
+    assert main(["export", str(run_dir), str(tmp_path / "run.onnx"), *option]) == 0
+    assert f"(onnxruntime fp32, input N x 3 x {size} x {size}; onnxruntime matches" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "run.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, size, size]
+    x = torch.randn(2, 3, size, size)
+    model = epsanet.from_pretrained(run_dir / "best").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), model(x),
+                                   rtol=1e-4, atol=1e-4)

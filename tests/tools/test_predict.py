@@ -123,24 +123,6 @@ def test_the_predict_command_names_each_unreadable_image_then_fails_with_one_sum
                        f"{folder / 'notes.jpg'}")
 
 
-@pytest.mark.parametrize("img_size", [None, 32])
-def test_onnx_export_of_a_run_takes_the_runs_image_size_unless_told_otherwise(run, img_size, tmp_path, capsys):
-    import onnxruntime
-
-    run_dir, _ = run
-    size = img_size or 16  # the run trained at 16 px
-    option = [] if img_size is None else ["--img-size", str(img_size)]
-    assert main(["export", str(run_dir), str(tmp_path / "run.onnx"), *option]) == 0
-    assert f"(onnxruntime fp32, input N x 3 x {size} x {size}; onnxruntime matches" in capsys.readouterr().out
-    session = onnxruntime.InferenceSession(str(tmp_path / "run.onnx"), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape[1:] == [3, size, size]
-    x = torch.randn(2, 3, size, size)
-    model = epsanet.from_pretrained(run_dir / "best").eval()
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), model(x),
-                                   rtol=1e-4, atol=1e-4)
-
-
 def test_export_takes_a_training_run_and_reproduces_its_best_model(run, tmp_path, capsys):
     run_dir, _ = run
     assert main(["export", str(run_dir), str(tmp_path / "run.pt")]) == 0
