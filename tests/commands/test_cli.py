@@ -103,7 +103,7 @@ def test_export_writes_a_torchscript_model_with_folded_batchnorms(capsys, tmp_pa
 def test_export_to_an_unknown_format_is_a_one_line_error(capsys):
     assert main(["export", "epsanet50_small", "model.tflite"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "name it *.onnx (ONNX) or *.pt (TorchScript)" in err
+    assert err.count("\n") == 1 and "name it *.xml (OpenVINO), *.onnx (ONNX Runtime) or *.pt (TorchScript)" in err
 
 
 def test_version_names_the_package_and_the_libraries_it_runs_on(capsys):
