@@ -17,6 +17,7 @@ from .._utils.paths import WrongKindError, path_kind
 from .._utils.sizes import require_image_size
 
 FORMATS = {".xml": "openvino", ".onnx": "onnx", ".pt": "torchscript"}
+SUFFIXES = {output_format: suffix for suffix, output_format in FORMATS.items()}
 RUNTIME_OF_FORMAT = {"openvino": "openvino", "onnx": "onnxruntime"}
 
 
@@ -56,12 +57,11 @@ def _output_format(args: argparse.Namespace) -> str:
         if args.format is None:
             raise InvalidArgumentError(f"cannot tell the format of {args.output}: name it *.xml (OpenVINO), *.onnx "
                                        "(ONNX Runtime) or *.pt (TorchScript)")
-        wanted = next(s for s, f in FORMATS.items() if f == args.format)
-        raise InvalidArgumentError(f"{args.format} exports are *{wanted} files: name the output "
-                                   f"{args.output.rstrip('/')}{wanted}")
+        raise InvalidArgumentError(f"{args.format} exports are *{SUFFIXES[args.format]} files: name the output "
+                                   f"{args.output.rstrip('/')}{SUFFIXES[args.format]}")
     if args.format is not None and args.format != FORMATS[suffix]:
         raise InvalidArgumentError(f"--format {args.format} but {args.output} is named as {FORMATS[suffix]}: name it "
-                                   f"*{next(s for s, f in FORMATS.items() if f == args.format)}")
+                                   f"*{SUFFIXES[args.format]}")
     return FORMATS[suffix]
 
 
@@ -85,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
     output_format = _output_format(args)
     output = path_kind(args.output)
     if output.is_folder:
-        suffix = next(s for s, f in FORMATS.items() if f == output_format)
         raise WrongKindError(f"output {args.output} is {output.description}: name a file inside it, e.g. "
-                             f"{args.output.rstrip('/')}/model{suffix}")
+                             f"{args.output.rstrip('/')}/model{SUFFIXES[output_format]}")
     if not output.path.parent.is_dir():
         raise PathNotFoundError(f"the directory of {args.output} does not exist: create it first")
     if args.img_size is not None:
